@@ -1,1 +1,24 @@
-//! placeholder
+//! Portcullis: a security gateway for the Model Context Protocol.
+//!
+//! The gateway stands between MCP clients (hosts, agents) and MCP servers and enforces the
+//! host's policy on every message. This crate holds the gateway itself; `docs/architecture.md`
+//! at the repository root is the map.
+//!
+//! - [`config`]: the TOML configuration, validated with file:line:column errors.
+//! - [`gateway`]: routes, upstream specs, shared connections.
+//! - [`session`]: one client's session: the relay, list filtering, id remapping.
+//! - [`upstream`]: the gateway as an MCP client of each server (stdio child or HTTP).
+//! - [`transport`]: the gateway as an MCP server to its clients (stdio, Streamable HTTP).
+//! - [`decision`]: the decision log.
+
+pub mod config;
+pub mod decision;
+pub mod gateway;
+pub mod ids;
+pub mod json;
+pub mod logging;
+pub mod mcp;
+pub mod route;
+pub mod session;
+pub mod transport;
+pub mod upstream;

@@ -1,0 +1,106 @@
+//! `[[rules]]` to [`Policy`]: server references and globs checked, origins recorded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use portcullis_policy::{Glob, Kind, Policy, Rule, RuleOrigin};
+
+use super::VirtualConfig;
+use super::diagnostic::{Issues, LineIndex};
+use super::raw::{RawRuleAt, SpannedList};
+
+/// `known: files, tickets`, or a hint when nothing is configured.
+pub(crate) fn known_list(known: &BTreeSet<&str>) -> String {
+    if known.is_empty() {
+        "no servers are configured".to_owned()
+    } else {
+        format!(
+            "known: {}",
+            known.iter().copied().collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+/// Builds the policy; a rule with any problem is reported and left out (the config then
+/// fails to load as a whole, so a partial policy is never used).
+pub(crate) fn policy(
+    raw: Vec<RawRuleAt>,
+    known: &BTreeSet<&str>,
+    virtuals: &BTreeMap<String, VirtualConfig>,
+    file: Arc<str>,
+    lines: &LineIndex<'_>,
+    issues: &mut Issues,
+) -> Policy {
+    let mut rules = Vec::new();
+    for RawRuleAt { index, span, rule } in raw {
+        let number = index + 1;
+        let mut ok = true;
+        if let Some(server) = &rule.server {
+            let s = server.get_ref();
+            if virtuals.contains_key(s) && !known.contains(s.as_str()) {
+                issues.at(
+                    server.span(),
+                    format!(
+                        "\"{s}\" in rule {number} is a virtual server: rules name the servers it joins ({})",
+                        known_list(known)
+                    ),
+                );
+                ok = false;
+            } else if !known.contains(s.as_str()) {
+                issues.at(
+                    server.span(),
+                    format!(
+                        "unknown server \"{s}\" in rule {number} ({})",
+                        known_list(known)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let mut globs = |kind: Kind, list: Option<SpannedList>| -> Option<Vec<Glob>> {
+            let list = list?;
+            if list.get_ref().is_empty() {
+                issues.at(
+                    list.span(),
+                    format!(
+                        "`{} = []` in rule {number} matches nothing: list at least one name or glob, or leave the key out",
+                        kind.plural()
+                    ),
+                );
+                ok = false;
+            }
+            let mut out = Vec::new();
+            for pattern in list.into_inner() {
+                match Glob::new(pattern.get_ref()) {
+                    Ok(g) => out.push(g),
+                    Err(e) => {
+                        issues.at(
+                            pattern.span(),
+                            format!("bad glob \"{}\" in rule {number}: {e}", pattern.get_ref()),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            Some(out)
+        };
+        let tools = globs(Kind::Tool, rule.tools);
+        let prompts = globs(Kind::Prompt, rule.prompts);
+        let resources = globs(Kind::Resource, rule.resources);
+        if ok {
+            rules.push(Rule {
+                server: rule.server.map(|s| s.into_inner()),
+                tools,
+                prompts,
+                resources,
+                effect: rule.effect,
+                origin: RuleOrigin {
+                    index,
+                    file: Some(file.clone()),
+                    line: Some(lines.line(span.start)),
+                },
+            });
+        }
+    }
+    Policy::new(rules)
+}

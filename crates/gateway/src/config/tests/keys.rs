@@ -1,0 +1,175 @@
+//! The key reference (docs/config.md), the `KEYS` list and the serde structs agree.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::de::{Deserialize, Visitor};
+use toml::de::{DeTable, DeValue};
+
+use super::super::raw::{
+    KEYS, RawEnv, RawGateway, RawLog, RawRestart, RawRule, RawServer, RawVirtual, TOP_LEVEL,
+};
+use super::ok;
+
+const DOCS: &str = include_str!("../../../../../docs/config.md");
+
+/// A config that sets every key.
+const EVERY_KEY: &str = r#"
+[gateway]
+listen = "127.0.0.1:8440"
+public_url = "https://mcp.example.com"
+allowed_origins = ["https://app.example.com"]
+allowed_hosts = ["mcp.example.com"]
+max_message_bytes = "4MiB"
+request_timeout = "60s"
+session_idle_timeout = "30m"
+max_sessions = 100
+
+[log]
+level = "info"
+format = "json"
+file = "portcullis.log"
+
+[servers.files]
+command = ["files-server", "/srv"]
+cwd = "/srv"
+env = { pass = ["PATH"], set = { DEBUG = "1" } }
+timeout = "30s"
+instances = "per-session"
+protocol = "2025-11-25"
+restart = { max_backoff = "30s" }
+
+[servers.tickets]
+url = "https://tickets.example.com/mcp"
+
+[virtual.work]
+servers = ["files", "tickets"]
+on_upstream_failure = "fail"
+
+[[rules]]
+server = "files"
+tools = ["read_*"]
+prompts = ["greeting"]
+resources = ["file:///srv/*"]
+effect = "allow"
+"#;
+
+/// A deserializer that only records which fields a struct asks for.
+struct FieldProbe;
+
+#[derive(Debug)]
+struct Fields(Vec<&'static str>);
+
+impl fmt::Display for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl std::error::Error for Fields {}
+
+impl serde::de::Error for Fields {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Fields(Vec::new())
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldProbe {
+    type Error = Fields;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+        Err(Fields(Vec::new()))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Fields> {
+        Err(Fields(fields.to_vec()))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// The field names of a serde struct, prefixed with `prefix`.
+fn fields<T: for<'de> Deserialize<'de>>(prefix: &str) -> Vec<String> {
+    match T::deserialize(FieldProbe) {
+        Err(Fields(f)) if !f.is_empty() => f.iter().map(|f| format!("{prefix}{f}")).collect(),
+        _ => panic!("{prefix}: not a struct"),
+    }
+}
+
+#[test]
+fn keys_list_matches_the_serde_structs_exactly() {
+    let mut from_structs: BTreeSet<String> = TOP_LEVEL.iter().map(|k| k.to_string()).collect();
+    from_structs.extend(fields::<RawGateway>("gateway."));
+    from_structs.extend(fields::<RawLog>("log."));
+    from_structs.extend(fields::<RawServer>("servers.<name>."));
+    from_structs.extend(fields::<RawEnv>("servers.<name>.env."));
+    from_structs.extend(fields::<RawRestart>("servers.<name>.restart."));
+    from_structs.extend(fields::<RawVirtual>("virtual.<name>."));
+    from_structs.extend(fields::<RawRule>("rules."));
+    let listed: BTreeSet<String> = KEYS.iter().map(|k| k.to_string()).collect();
+    assert_eq!(listed.len(), KEYS.len(), "KEYS has duplicates");
+    assert_eq!(from_structs, listed);
+}
+
+#[test]
+fn docs_mention_every_key() {
+    let missing: Vec<&str> = KEYS
+        .iter()
+        .copied()
+        .filter(|k| !DOCS.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/config.md does not mention {missing:?}"
+    );
+}
+
+/// Collects the dotted key paths used in a TOML value, with server and virtual names as
+/// `<name>`; user-chosen keys (`env.set` variables) are not descended into.
+fn paths(prefix: &str, value: &DeValue<'_>, out: &mut BTreeSet<String>) {
+    match value {
+        DeValue::Table(table) => {
+            for (key, v) in table.iter() {
+                let key = key.get_ref();
+                let named = prefix == "servers" || prefix == "virtual";
+                let path = match (prefix, named) {
+                    ("", _) => key.to_string(),
+                    (p, true) => format!("{p}.<name>"),
+                    (p, false) => format!("{p}.{key}"),
+                };
+                if !named {
+                    out.insert(path.clone());
+                }
+                if !path.ends_with("env.set") {
+                    paths(&path, v.get_ref(), out);
+                }
+            }
+        }
+        DeValue::Array(items) if prefix == "rules" => {
+            for item in items.iter() {
+                paths(prefix, item.get_ref(), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn a_config_using_every_key_parses() {
+    let config = ok(EVERY_KEY);
+    assert_eq!(config.servers.len(), 2);
+    let doc = DeTable::parse(EVERY_KEY).expect("valid TOML");
+    let mut used = BTreeSet::new();
+    paths("", &DeValue::Table(doc.into_inner()), &mut used);
+    let listed: BTreeSet<String> = KEYS.iter().map(|k| k.to_string()).collect();
+    assert_eq!(used, listed, "EVERY_KEY must use exactly the keys in KEYS");
+}

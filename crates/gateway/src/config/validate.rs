@@ -1,0 +1,514 @@
+//! From the raw sections to [`Config`]: every semantic check that needs more than serde.
+//!
+//! Checks never stop at the first problem; each records an issue at the offending value's
+//! span and carries on with a default, so one load reports everything wrong with a file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::diagnostic::{Issues, LineIndex};
+use super::raw::{
+    Named, RawConfig, RawEnv, RawGateway, RawLog, RawServer, RawVirtual, SpannedList,
+};
+use super::units::{RawDuration, RawSize, format_duration, format_size, parse_duration};
+use super::{
+    Config, ConfigSource, DEFAULT_MAX_BACKOFF, EnvConfig, GatewayConfig, HttpUpstream, LogConfig,
+    MAX_DURATION, MAX_MESSAGE_BYTES, MAX_SESSIONS_LIMIT, MIN_MESSAGE_BYTES, ProtocolVersion,
+    ServerConfig, StdioUpstream, Upstream, UpstreamProtocol, VirtualConfig, net, rules,
+};
+
+/// Longest server or virtual name.
+pub(crate) const MAX_NAME_LEN: usize = 64;
+
+/// Builds the config, recording every problem in `issues`. The result is only meaningful
+/// when `issues` stays empty.
+pub(crate) fn build(
+    raw: RawConfig,
+    source: ConfigSource,
+    file: &str,
+    text: &str,
+    issues: &mut Issues,
+) -> Config {
+    let gateway = gateway(raw.gateway, issues);
+    let log = log(raw.log, issues);
+
+    // Every server named in the file counts as known, even one with errors of its own, so a
+    // mistake in a server is reported once, not again at each rule that names it.
+    let names: Vec<String> = raw
+        .servers
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(raw.broken_servers)
+        .collect();
+    let known: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    let mut servers = BTreeMap::new();
+    for server in raw.servers {
+        if let Some(s) = self::server(server, gateway.request_timeout, issues) {
+            servers.insert(s.name.clone(), s);
+        }
+    }
+
+    let mut virtuals = BTreeMap::new();
+    for v in raw.virtuals {
+        let v = virtual_server(v, &known, issues);
+        virtuals.insert(v.name.clone(), v);
+    }
+
+    let lines = LineIndex::new(text);
+    let policy = rules::policy(
+        raw.rules,
+        &known,
+        &virtuals,
+        Arc::from(file),
+        &lines,
+        issues,
+    );
+
+    Config {
+        source,
+        gateway,
+        log,
+        servers,
+        virtuals,
+        policy,
+    }
+}
+
+fn gateway(raw: RawGateway, issues: &mut Issues) -> GatewayConfig {
+    let mut g = GatewayConfig::default();
+    if let Some(listen) = raw.listen {
+        match net::listen_address(listen.get_ref()) {
+            Ok(addr) => g.listen = addr,
+            Err(e) => issues.at(listen.span(), e),
+        }
+    }
+    if let Some(url) = raw.public_url {
+        match net::public_url(url.get_ref()) {
+            Ok(url) => g.public_url = Some(url),
+            Err(e) => issues.at(url.span(), e),
+        }
+    }
+    for origin in raw.allowed_origins.unwrap_or_default() {
+        match net::origin(origin.get_ref()) {
+            Ok(o) if !g.allowed_origins.contains(&o) => g.allowed_origins.push(o),
+            Ok(_) => {}
+            Err(e) => issues.at(origin.span(), e),
+        }
+    }
+    for host in raw.allowed_hosts.unwrap_or_default() {
+        match net::host(host.get_ref()) {
+            Ok(h) if !g.allowed_hosts.contains(&h) => g.allowed_hosts.push(h),
+            Ok(_) => {}
+            Err(e) => issues.at(host.span(), e),
+        }
+    }
+    if let Some(bytes) = raw
+        .max_message_bytes
+        .and_then(|size| message_size(&size, issues))
+    {
+        g.max_message_bytes = bytes;
+    }
+    if let Some(d) = raw.request_timeout {
+        g.request_timeout =
+            duration(&d, "gateway.request_timeout", issues).unwrap_or(g.request_timeout);
+    }
+    if let Some(d) = raw.session_idle_timeout {
+        g.session_idle_timeout =
+            duration(&d, "gateway.session_idle_timeout", issues).unwrap_or(g.session_idle_timeout);
+    }
+    if let Some(n) = raw.max_sessions {
+        match usize::try_from(*n.get_ref()) {
+            Ok(n) if (1..=MAX_SESSIONS_LIMIT).contains(&n) => g.max_sessions = n,
+            _ => issues.at(
+                n.span(),
+                format!(
+                    "gateway.max_sessions must be between 1 and {MAX_SESSIONS_LIMIT}, not {}",
+                    n.get_ref()
+                ),
+            ),
+        }
+    }
+    g
+}
+
+fn message_size(size: &Spanned<RawSize>, issues: &mut Issues) -> Option<usize> {
+    let bytes = match size.get_ref().bytes() {
+        Ok(b) => b,
+        Err(e) => {
+            let shown = match size.get_ref() {
+                RawSize::Bytes(n) => n.to_string(),
+                RawSize::Text(t) => format!("\"{t}\""),
+            };
+            issues.at(
+                size.span(),
+                format!("invalid size {shown} for gateway.max_message_bytes: {e}"),
+            );
+            return None;
+        }
+    };
+    match usize::try_from(bytes) {
+        Ok(b) if (MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&b) => Some(b),
+        _ => {
+            issues.at(
+                size.span(),
+                format!(
+                    "gateway.max_message_bytes must be between {} and {}, not {}",
+                    format_size(MIN_MESSAGE_BYTES as u64),
+                    format_size(MAX_MESSAGE_BYTES as u64),
+                    format_size(bytes)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A duration for `key`: parsed, more than zero, at most [`MAX_DURATION`].
+fn duration(d: &Spanned<RawDuration>, key: &str, issues: &mut Issues) -> Option<Duration> {
+    let text = &d.get_ref().0;
+    match parse_duration(text) {
+        Err(e) => issues.at(
+            d.span(),
+            format!("invalid duration \"{text}\" for {key}: {e}"),
+        ),
+        Ok(v) if v.is_zero() => issues.at(d.span(), format!("{key} must be more than 0")),
+        Ok(v) if v > MAX_DURATION => issues.at(
+            d.span(),
+            format!(
+                "{key} must be at most {}, not \"{text}\"",
+                format_duration(MAX_DURATION)
+            ),
+        ),
+        Ok(v) => return Some(v),
+    }
+    None
+}
+
+fn log(raw: RawLog, issues: &mut Issues) -> LogConfig {
+    let mut l = LogConfig::default();
+    if let Some(level) = raw.level {
+        let text = level.get_ref().trim();
+        match tracing_subscriber::EnvFilter::builder().parse(text) {
+            Ok(_) if !text.is_empty() => l.level = text.to_owned(),
+            Ok(_) => issues.at(level.span(), "log.level must not be empty (e.g. \"info\")"),
+            Err(e) => issues.at(
+                level.span(),
+                format!(
+                    "invalid log.level \"{text}\": {e} (e.g. \"info\" or \"portcullis=debug,info\")"
+                ),
+            ),
+        }
+    }
+    l.format = raw.format.unwrap_or_default();
+    if let Some(file) = raw.file {
+        if file.get_ref().is_empty() {
+            issues.at(
+                file.span(),
+                "log.file must not be empty (leave it out to log to stderr)",
+            );
+        } else {
+            l.file = Some(PathBuf::from(file.into_inner()));
+        }
+    }
+    l
+}
+
+/// `[a-z0-9-]+`, at most 64 characters: safe in a URL path, and free of `.`, so that
+/// `<server>.<tool>` in a virtual server splits unambiguously at the first dot.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn check_name(kind: &str, name: &str, span: std::ops::Range<usize>, issues: &mut Issues) {
+    if !valid_name(name) {
+        issues.at(
+            span,
+            format!(
+                "invalid {kind} name \"{name}\": use 1 to {MAX_NAME_LEN} lowercase letters, digits and '-'"
+            ),
+        );
+    }
+}
+
+fn server(
+    named: Named<RawServer>,
+    default_timeout: Duration,
+    issues: &mut Issues,
+) -> Option<ServerConfig> {
+    let Named {
+        name,
+        name_span,
+        value: raw,
+    } = named;
+    check_name("server", &name, name_span.clone(), issues);
+    let key = |k: &str| format!("servers.{name}.{k}");
+
+    let timeout = raw
+        .timeout
+        .as_ref()
+        .and_then(|d| duration(d, &key("timeout"), issues))
+        .unwrap_or(default_timeout);
+    let protocol = match &raw.protocol {
+        None => UpstreamProtocol::Auto,
+        Some(p) if p.get_ref() == "auto" => UpstreamProtocol::Auto,
+        Some(p) => match ProtocolVersion::parse(p.get_ref()) {
+            Some(v) => UpstreamProtocol::Fixed(v),
+            None => {
+                issues.at(
+                    p.span(),
+                    format!(
+                        "unknown protocol version \"{}\" for {}: use \"auto\" or one of {}",
+                        p.get_ref(),
+                        key("protocol"),
+                        ProtocolVersion::ALL
+                            .iter()
+                            .map(|v| format!("\"{v}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                UpstreamProtocol::Auto
+            }
+        },
+    };
+
+    let mut raw = raw;
+    let upstream = match (raw.command.take(), raw.url.take()) {
+        (Some(command), None) => Upstream::Stdio(stdio(&name, command, raw, issues)),
+        (None, Some(url)) => Upstream::Http(http(&name, url, raw, issues)?),
+        (Some(_), Some(url)) => {
+            issues.at(
+                url.span(),
+                format!(
+                    "server \"{name}\" has both `command` and `url`: use `command` for a stdio server or `url` for an HTTP server, not both"
+                ),
+            );
+            return None;
+        }
+        (None, None) => {
+            issues.at(
+                name_span,
+                format!(
+                    "server \"{name}\" needs `command` (a stdio server) or `url` (an HTTP server)"
+                ),
+            );
+            return None;
+        }
+    };
+    Some(ServerConfig {
+        name,
+        upstream,
+        timeout,
+        protocol,
+    })
+}
+
+/// An HTTP upstream; `rest` is the server table without `command` and `url`, checked for
+/// keys that only make sense for a process the gateway starts.
+fn http(
+    name: &str,
+    url: Spanned<String>,
+    rest: RawServer,
+    issues: &mut Issues,
+) -> Option<HttpUpstream> {
+    for (key, span) in [
+        ("cwd", rest.cwd.map(|v| v.span())),
+        ("env", rest.env.map(|v| v.span())),
+        ("instances", rest.instances.map(|v| v.span())),
+        ("restart", rest.restart.map(|v| v.span())),
+    ] {
+        if let Some(span) = span {
+            issues.at(
+                span,
+                format!(
+                    "`{key}` applies only to stdio servers (with `command`), but server \"{name}\" has `url`"
+                ),
+            );
+        }
+    }
+    match net::upstream_url(url.get_ref(), &format!("servers.{name}.url")) {
+        Ok(url) => Some(HttpUpstream { url }),
+        Err(e) => {
+            issues.at(url.span(), e);
+            None
+        }
+    }
+}
+
+/// A stdio upstream; `rest` is the server table without `command` and `url`.
+fn stdio(name: &str, command: SpannedList, rest: RawServer, issues: &mut Issues) -> StdioUpstream {
+    if command.get_ref().is_empty() {
+        issues.at(
+            command.span(),
+            format!("servers.{name}.command must not be empty: give the program and its arguments"),
+        );
+    }
+    for (i, arg) in command.get_ref().iter().enumerate() {
+        if i == 0 && arg.get_ref().trim().is_empty() {
+            issues.at(
+                arg.span(),
+                format!("servers.{name}.command starts with an empty program name"),
+            );
+        }
+        if arg.get_ref().contains('\0') {
+            issues.at(
+                arg.span(),
+                format!("servers.{name}.command contains a NUL character"),
+            );
+        }
+    }
+    let cwd = rest.cwd.and_then(|c| {
+        if c.get_ref().is_empty() || c.get_ref().contains('\0') {
+            issues.at(
+                c.span(),
+                format!("servers.{name}.cwd must be a non-empty path"),
+            );
+            None
+        } else {
+            Some(PathBuf::from(c.into_inner()))
+        }
+    });
+    let max_backoff = rest
+        .restart
+        .and_then(|r| r.into_inner().max_backoff)
+        .and_then(|d| duration(&d, &format!("servers.{name}.restart.max_backoff"), issues))
+        .unwrap_or(DEFAULT_MAX_BACKOFF);
+    StdioUpstream {
+        command: command
+            .into_inner()
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
+        cwd,
+        env: rest
+            .env
+            .map(|e| env_config(name, e.into_inner(), issues))
+            .unwrap_or_default(),
+        instances: rest.instances.map(Spanned::into_inner).unwrap_or_default(),
+        max_backoff,
+    }
+}
+
+/// Environment variable names as POSIX shells accept them: a name that is not one is a
+/// typo, and passing it would silently pass nothing.
+fn valid_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn env_config(server: &str, raw: RawEnv, issues: &mut Issues) -> EnvConfig {
+    let explicit_pass = raw.pass.is_some();
+    let mut env = EnvConfig::default();
+    if explicit_pass {
+        env.pass.clear();
+    }
+    for var in raw.pass.unwrap_or_default() {
+        if !valid_env_name(var.get_ref()) {
+            issues.at(
+                var.span(),
+                format!(
+                    "invalid environment variable name \"{}\" in servers.{server}.env.pass: use letters, digits and '_', not starting with a digit",
+                    var.get_ref()
+                ),
+            );
+        } else if !env.pass.contains(var.get_ref()) {
+            env.pass.push(var.into_inner());
+        }
+    }
+    for (var, value) in raw.set.unwrap_or_default() {
+        if !valid_env_name(var.get_ref()) {
+            issues.at(
+                var.span(),
+                format!(
+                    "invalid environment variable name \"{}\" in servers.{server}.env.set: use letters, digits and '_', not starting with a digit",
+                    var.get_ref()
+                ),
+            );
+        } else if !explicit_pass
+            && env.pass.contains(var.get_ref())
+            && !value.get_ref().contains('\0')
+        {
+            // A fixed value replaces a variable that is only passed by default.
+            env.pass.retain(|p| p != var.get_ref());
+            env.set.insert(var.into_inner(), value.into_inner());
+            continue;
+        } else if env.pass.contains(var.get_ref()) {
+            issues.at(
+                var.span(),
+                format!(
+                    "environment variable \"{}\" is both passed and set in servers.{server}.env: keep one",
+                    var.get_ref()
+                ),
+            );
+        } else if value.get_ref().contains('\0') {
+            issues.at(
+                value.span(),
+                format!("servers.{server}.env.set value contains a NUL character"),
+            );
+        } else {
+            env.set.insert(var.into_inner(), value.into_inner());
+        }
+    }
+    env
+}
+
+fn virtual_server(
+    named: Named<RawVirtual>,
+    known: &BTreeSet<&str>,
+    issues: &mut Issues,
+) -> VirtualConfig {
+    let Named {
+        name,
+        name_span,
+        value: raw,
+    } = named;
+    check_name("virtual server", &name, name_span.clone(), issues);
+    if known.contains(name.as_str()) {
+        issues.at(
+            name_span,
+            format!("virtual server \"{name}\" has the same name as server \"{name}\": both would be served at /mcp/{name}"),
+        );
+    }
+    if raw.servers.get_ref().is_empty() {
+        issues.at(
+            raw.servers.span(),
+            format!("virtual \"{name}\" must join at least one server"),
+        );
+    }
+    let mut members: Vec<String> = Vec::new();
+    for member in raw.servers.into_inner() {
+        let m = member.get_ref();
+        if !known.contains(m.as_str()) {
+            issues.at(
+                member.span(),
+                format!(
+                    "unknown server \"{m}\" in virtual \"{name}\" ({})",
+                    rules::known_list(known)
+                ),
+            );
+        } else if members.contains(m) {
+            issues.at(
+                member.span(),
+                format!("server \"{m}\" is listed twice in virtual \"{name}\""),
+            );
+        } else {
+            members.push(member.into_inner());
+        }
+    }
+    VirtualConfig {
+        name,
+        servers: members,
+        on_upstream_failure: raw.on_upstream_failure.unwrap_or_default(),
+    }
+}

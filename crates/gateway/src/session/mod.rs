@@ -1,0 +1,448 @@
+//! A downstream session: one client, one route, its own upstream connections.
+//!
+//! The session is where the two sides meet. Requests from the client go through the relay
+//! ([`relay`]) to the upstreams; what the upstreams send on their own (progress, logging,
+//! list changes, sampling/elicitation/roots requests) comes back through
+//! [`UpstreamListener::on_upstream_message`] and leaves through the session's [`Outbound`].
+//! Every id that crosses is remapped: the client's request ids never reach an upstream, and
+//! an upstream's request ids never reach the client, so ids of different sessions and
+//! upstreams can never collide or be used to answer someone else's request.
+
+mod init;
+mod lists;
+pub mod outbound;
+mod relay;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use portcullis_policy::Principal;
+use portcullis_wire::{Envelope, ErrorObject, Id, Kind, ProtocolVersion, codes};
+use serde_json::{Map, Value};
+
+pub use init::InitOutcome;
+pub use outbound::Outbound;
+
+use crate::gateway::Gateway;
+use crate::mcp;
+use crate::route::Route;
+use crate::upstream::{ClientCapsForUpstream, Reply, UpstreamConn, UpstreamListener, UpstreamSlot};
+
+/// How the client reached the gateway; recorded with every decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    Stdio,
+    Http,
+}
+
+impl TransportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Stdio => "stdio",
+            TransportKind::Http => "http",
+        }
+    }
+}
+
+/// One upstream server of the session's route.
+pub(crate) struct Member {
+    pub server: Arc<str>,
+    pub slot: Arc<UpstreamSlot>,
+}
+
+/// A server→client request the client has not answered yet.
+struct InboundRequest {
+    conn: Weak<UpstreamConn>,
+    upstream_id: Id,
+}
+
+/// A client request the upstream has not answered yet (for cancellation).
+struct InflightRequest {
+    conn: Weak<UpstreamConn>,
+    upstream_id: u64,
+}
+
+#[derive(Default)]
+struct SessionState {
+    version: Option<ProtocolVersion>,
+    client_caps: Map<String, Value>,
+    inbound: HashMap<i64, InboundRequest>,
+    inflight: HashMap<Id, InflightRequest>,
+}
+
+/// What became of one message from the client.
+#[derive(Debug)]
+pub enum Handled {
+    /// The answer to a request.
+    Response(Envelope),
+    /// A notification or a response was taken (HTTP 202).
+    Accepted,
+    /// A message the gateway will not take (HTTP 400); the error says why.
+    Rejected(ErrorObject),
+    /// The request was cancelled by the client: nothing is sent back.
+    Cancelled,
+}
+
+pub struct Session {
+    pub id: Arc<str>,
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) route: Arc<Route>,
+    pub(crate) principal: Principal,
+    pub(crate) transport: TransportKind,
+    /// A 2026-07-28 client: no server→client requests, version per request.
+    pub(crate) modern: bool,
+    /// Upstream connections shared with other sessions (stateless HTTP clients).
+    shared_upstreams: bool,
+    pub(crate) members: Vec<Member>,
+    outbound: Arc<dyn Outbound>,
+    state: Mutex<SessionState>,
+    next_inbound_id: AtomicI64,
+    last_seen_ms: AtomicU64,
+    closed: AtomicBool,
+    weak: Weak<Session>,
+}
+
+/// Milliseconds since the gateway started: cheap to store, enough for idle timeouts.
+pub fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+pub(crate) struct SessionParams {
+    pub id: Arc<str>,
+    pub gateway: Arc<Gateway>,
+    pub route: Arc<Route>,
+    pub principal: Principal,
+    pub transport: TransportKind,
+    pub modern: bool,
+    pub shared_upstreams: bool,
+    pub outbound: Arc<dyn Outbound>,
+    pub client_caps: Map<String, Value>,
+}
+
+impl Session {
+    pub(crate) fn new(p: SessionParams) -> Arc<Session> {
+        let caps = ClientCapsForUpstream::from_client(&p.client_caps);
+        Arc::new_cyclic(|weak: &Weak<Session>| {
+            let owner: Weak<dyn UpstreamListener> = weak.clone();
+            let members = p
+                .route
+                .members
+                .iter()
+                .filter_map(|server| {
+                    let slot = if p.shared_upstreams {
+                        p.gateway.shared_slot(server)?
+                    } else {
+                        p.gateway
+                            .slot_for_session(server, owner.clone(), caps.clone())?
+                    };
+                    Some(Member {
+                        server: server.clone(),
+                        slot,
+                    })
+                })
+                .collect();
+            Session {
+                id: p.id,
+                gateway: p.gateway,
+                route: p.route,
+                principal: p.principal,
+                transport: p.transport,
+                modern: p.modern,
+                shared_upstreams: p.shared_upstreams,
+                members,
+                outbound: p.outbound,
+                state: Mutex::new(SessionState {
+                    client_caps: p.client_caps,
+                    ..SessionState::default()
+                }),
+                next_inbound_id: AtomicI64::new(1),
+                last_seen_ms: AtomicU64::new(now_ms()),
+                closed: AtomicBool::new(false),
+                weak: weak.clone(),
+            }
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn route(&self) -> &Route {
+        &self.route
+    }
+
+    pub fn version(&self) -> Option<ProtocolVersion> {
+        self.lock().version
+    }
+
+    pub(crate) fn set_version(&self, version: ProtocolVersion) {
+        self.lock().version = Some(version);
+    }
+
+    fn client_has(&self, capability: &str) -> bool {
+        self.lock()
+            .client_caps
+            .get(capability)
+            .is_some_and(Value::is_object)
+    }
+
+    pub fn touch(&self) {
+        self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn idle_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.last_seen_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn member(&self, server: &str) -> Option<&Member> {
+        self.members.iter().find(|m| &*m.server == server)
+    }
+
+    pub(crate) fn listener(&self) -> Weak<dyn UpstreamListener> {
+        self.weak.clone()
+    }
+
+    /// Handles one message from the client.
+    pub async fn handle(self: &Arc<Self>, msg: Envelope) -> Handled {
+        self.touch();
+        match msg.kind() {
+            Kind::Request => match self.handle_request(msg).await {
+                Some(response) => Handled::Response(response),
+                None => Handled::Cancelled,
+            },
+            Kind::Notification => {
+                self.handle_notification(msg).await;
+                Handled::Accepted
+            }
+            Kind::Response | Kind::ErrorResponse => self.handle_client_response(msg).await,
+        }
+    }
+
+    /// Registers a client request as in flight upstream, refusing a duplicate id.
+    pub(crate) fn begin_inflight(&self, id: &Id, conn: &Arc<UpstreamConn>, upstream_id: u64) {
+        self.lock().inflight.insert(
+            id.clone(),
+            InflightRequest {
+                conn: Arc::downgrade(conn),
+                upstream_id,
+            },
+        );
+    }
+
+    pub(crate) fn end_inflight(&self, id: &Id) {
+        self.lock().inflight.remove(id);
+    }
+
+    async fn handle_notification(self: &Arc<Self>, msg: Envelope) {
+        let method = msg.method().unwrap_or_default();
+        match method {
+            mcp::NOTIFICATION_INITIALIZED => {}
+            mcp::NOTIFICATION_CANCELLED => {
+                #[derive(serde::Deserialize)]
+                struct Cancelled {
+                    #[serde(rename = "requestId")]
+                    request_id: Id,
+                    reason: Option<String>,
+                }
+                let Ok(Some(c)) = msg.params_as::<Cancelled>() else {
+                    return;
+                };
+                let inflight = self.lock().inflight.remove(&c.request_id);
+                if let Some(r) = inflight
+                    && let Some(conn) = r.conn.upgrade()
+                {
+                    let reason = c.reason.unwrap_or_else(|| "cancelled by the client".into());
+                    conn.cancel(r.upstream_id, &reason).await;
+                }
+            }
+            mcp::NOTIFICATION_ROOTS_LIST_CHANGED | mcp::NOTIFICATION_PROGRESS => {
+                for m in &self.members {
+                    if let Some(conn) = m.slot.current() {
+                        let _ = conn.notify(method, msg.params.clone()).await;
+                    }
+                }
+            }
+            other => {
+                tracing::debug!(session = %self.id, method = other, "client notification not relayed")
+            }
+        }
+    }
+
+    /// The client answers a server→client request the gateway relayed to it.
+    async fn handle_client_response(self: &Arc<Self>, msg: Envelope) -> Handled {
+        let inbound = match &msg.id {
+            Some(Id::Num(n)) => self.lock().inbound.remove(n),
+            _ => None,
+        };
+        let Some(inbound) = inbound else {
+            tracing::warn!(session = %self.id, id = ?msg.id, "client sent a response with an id nobody asked for");
+            return Handled::Rejected(ErrorObject::new(
+                codes::INVALID_REQUEST,
+                "response to a request this session never sent (or already answered)",
+            ));
+        };
+        let Some(conn) = inbound.conn.upgrade() else {
+            return Handled::Accepted;
+        };
+        let reply = match (msg.result, msg.error) {
+            (Some(r), _) => Reply::Result(r),
+            (None, Some(e)) => Reply::Error(e),
+            (None, None) => return Handled::Accepted,
+        };
+        if let Err(e) = conn.respond(inbound.upstream_id, reply).await {
+            tracing::warn!(session = %self.id, error = %e, "could not pass the client's answer upstream");
+        }
+        Handled::Accepted
+    }
+
+    /// Ends the session: per-session upstreams are stopped, pending relays dropped.
+    pub async fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared: Vec<bool> = self
+            .members
+            .iter()
+            .map(|m| self.shared_upstreams || self.gateway.is_shared(&m.server))
+            .collect();
+        for (m, is_shared) in self.members.iter().zip(shared) {
+            if !is_shared {
+                m.slot.shutdown().await;
+            }
+        }
+        {
+            let mut st = self.lock();
+            st.inbound.clear();
+            st.inflight.clear();
+        }
+        self.outbound.close();
+        tracing::info!(session = %self.id, route = %self.route.name, "session ended");
+    }
+
+    /// Maps an upstream's server→client request onto this session's own id space.
+    fn relay_inbound_request(
+        &self,
+        conn: &Arc<UpstreamConn>,
+        mut msg: Envelope,
+        related: Option<Id>,
+    ) {
+        let method = msg.method().unwrap_or_default().to_owned();
+        let Some(upstream_id) = msg.id.clone() else {
+            return;
+        };
+        let needed = match method.as_str() {
+            mcp::SAMPLING_CREATE_MESSAGE => Some("sampling"),
+            mcp::ELICITATION_CREATE => Some("elicitation"),
+            mcp::ROOTS_LIST => Some("roots"),
+            _ => None,
+        };
+        let refuse = |why: String| {
+            let conn = conn.clone();
+            let upstream_id = upstream_id.clone();
+            tokio::spawn(async move {
+                conn.respond_error(upstream_id, &ErrorObject::new(codes::METHOD_NOT_FOUND, why))
+                    .await;
+            });
+        };
+        let Some(capability) = needed else {
+            refuse(format!("the gateway does not relay {method} requests"));
+            return;
+        };
+        if self.modern || !self.client_has(capability) {
+            refuse(format!(
+                "the client did not declare the {capability:?} capability"
+            ));
+            return;
+        }
+        let id = self.next_inbound_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().inbound.insert(
+            id,
+            InboundRequest {
+                conn: Arc::downgrade(conn),
+                upstream_id,
+            },
+        );
+        msg.id = Some(Id::Num(id));
+        self.outbound.send(msg, related.as_ref());
+    }
+
+    /// Rewrites what a virtual server must rewrite in a notification, and drops what the
+    /// client may not see. Returns None to drop.
+    fn translate_notification(&self, server: &str, mut msg: Envelope) -> Option<Envelope> {
+        let method = msg.method().unwrap_or_default();
+        match method {
+            mcp::NOTIFICATION_RESOURCES_UPDATED => {
+                let mut params = crate::json::RawObject::parse(msg.params.as_deref()?).ok()?;
+                let uri = params.get_str("uri")?;
+                let target = portcullis_policy::Target {
+                    server,
+                    kind: portcullis_policy::Kind::Resource,
+                    name: &uri,
+                };
+                if !self.gateway.policy().allows(&self.principal, &target) {
+                    return None;
+                }
+                if self.route.is_virtual() {
+                    params.set_str("uri", &self.route.expose_uri(server, &uri));
+                    msg.params = Some(params.to_raw());
+                }
+                Some(msg)
+            }
+            mcp::NOTIFICATION_CANCELLED => {
+                // The upstream withdraws a request it sent: name it by the id the client knows.
+                #[derive(serde::Deserialize)]
+                struct Cancelled {
+                    #[serde(rename = "requestId")]
+                    request_id: Id,
+                }
+                let c: Cancelled = msg.params_as().ok().flatten()?;
+                let mut st = self.lock();
+                let ours = st
+                    .inbound
+                    .iter()
+                    .find(|(_, r)| r.upstream_id == c.request_id)
+                    .map(|(id, _)| *id)?;
+                st.inbound.remove(&ours);
+                drop(st);
+                let mut params = crate::json::RawObject::parse(msg.params.as_deref()?).ok()?;
+                params.set("requestId", mcp::raw(&Value::from(ours)));
+                msg.params = Some(params.to_raw());
+                Some(msg)
+            }
+            mcp::NOTIFICATION_PROGRESS
+            | mcp::NOTIFICATION_MESSAGE
+            | mcp::NOTIFICATION_TOOLS_LIST_CHANGED
+            | mcp::NOTIFICATION_PROMPTS_LIST_CHANGED
+            | mcp::NOTIFICATION_RESOURCES_LIST_CHANGED
+            | mcp::NOTIFICATION_ELICITATION_COMPLETE => Some(msg),
+            other => {
+                tracing::debug!(server, method = other, "upstream notification not relayed");
+                None
+            }
+        }
+    }
+}
+
+impl UpstreamListener for Session {
+    fn on_upstream_message(&self, conn: &Arc<UpstreamConn>, msg: Envelope, related: Option<Id>) {
+        if self.is_closed() {
+            return;
+        }
+        match msg.kind() {
+            Kind::Request => self.relay_inbound_request(conn, msg, related),
+            Kind::Notification => {
+                if let Some(msg) = self.translate_notification(conn.server(), msg) {
+                    self.outbound.send(msg, related.as_ref());
+                }
+            }
+            Kind::Response | Kind::ErrorResponse => {}
+        }
+    }
+}

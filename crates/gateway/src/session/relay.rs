@@ -1,0 +1,317 @@
+//! The request path: what the gateway does with each client request, in one place.
+//!
+//! For a call (`tools/call`, `prompts/get`, `resources/read|subscribe|unsubscribe`,
+//! `completion/complete`) the order is always: resolve the name to its server → policy
+//! decision (logged) → the name must exist upstream → forward with a gateway-minted id →
+//! relay the answer. A name the policy hides and a name that does not exist get the same
+//! error, produced by the gateway, so a caller cannot probe for hidden tools.
+
+use std::sync::Arc;
+
+use portcullis_policy::{Effect, Kind, Target};
+use portcullis_wire::{Envelope, ErrorObject, Id, codes};
+use serde_json::value::RawValue;
+
+use super::Session;
+use crate::decision::{self, DecisionRecord};
+use crate::json::RawObject;
+use crate::mcp::{self, raw_error_envelope};
+use crate::upstream::catalog::{self, ListKind};
+use crate::upstream::{Origin, Reply, UpstreamConn, UpstreamError};
+
+/// The outcome of one client request.
+pub(super) enum Outcome {
+    Reply(Reply),
+    Error(ErrorObject),
+    /// Cancelled by the client: no response is sent.
+    Cancelled,
+}
+
+impl From<ErrorObject> for Outcome {
+    fn from(e: ErrorObject) -> Self {
+        Outcome::Error(e)
+    }
+}
+
+/// The error for a name that is hidden or missing: one error for both.
+pub(super) fn unknown(kind: Kind, name: &str) -> ErrorObject {
+    match kind {
+        Kind::Tool => ErrorObject::new(codes::INVALID_PARAMS, format!("Unknown tool: {name}")),
+        Kind::Prompt => ErrorObject::new(codes::INVALID_PARAMS, format!("Unknown prompt: {name}")),
+        Kind::Resource => ErrorObject::new(codes::RESOURCE_NOT_FOUND, "Resource not found")
+            .with_data(serde_json::json!({ "uri": name })),
+    }
+}
+
+fn invalid_params(msg: impl Into<String>) -> ErrorObject {
+    ErrorObject::new(codes::INVALID_PARAMS, msg.into())
+}
+
+impl Session {
+    pub(super) async fn handle_request(self: &Arc<Self>, msg: Envelope) -> Option<Envelope> {
+        let id = msg.id.clone()?;
+        let method = msg.method().unwrap_or_default().to_owned();
+        let params = msg.params;
+        let outcome = match method.as_str() {
+            mcp::INITIALIZE => Outcome::Error(ErrorObject::new(
+                codes::INVALID_REQUEST,
+                "this session is already initialized; start a new session to initialize again",
+            )),
+            mcp::PING => Outcome::Reply(Reply::Result(mcp::empty_object())),
+            mcp::SERVER_DISCOVER => match self.discover_result().await {
+                Ok(r) => Outcome::Reply(Reply::Result(r)),
+                Err(e) => Outcome::Error(e),
+            },
+            mcp::TOOLS_CALL => self.call_named(&id, Kind::Tool, &method, params).await,
+            mcp::PROMPTS_GET => self.call_named(&id, Kind::Prompt, &method, params).await,
+            mcp::RESOURCES_READ | mcp::RESOURCES_SUBSCRIBE | mcp::RESOURCES_UNSUBSCRIBE => {
+                self.call_resource(&id, &method, params).await
+            }
+            mcp::COMPLETION_COMPLETE => self.complete(&id, &method, params).await,
+            mcp::LOGGING_SET_LEVEL => self.set_level(&id, &method, params).await,
+            other => match ListKind::from_method(other) {
+                Some(kind) => self.list(&id, kind, params).await,
+                None => Outcome::Error(ErrorObject::new(
+                    codes::METHOD_NOT_FOUND,
+                    format!("Method not found: {other}"),
+                )),
+            },
+        };
+        match outcome {
+            Outcome::Reply(Reply::Result(r)) => Some(Envelope::response(id, r)),
+            Outcome::Reply(Reply::Error(e)) => Some(raw_error_envelope(id, e)),
+            Outcome::Error(e) => Some(Envelope::error_response(Some(id), &e)),
+            Outcome::Cancelled => None,
+        }
+    }
+
+    /// Decides, and logs the decision.
+    pub(super) fn decide(&self, method: &str, server: &str, kind: Kind, name: &str) -> bool {
+        let policy = self.gateway.policy();
+        let decision = policy.decide(&self.principal, &Target { server, kind, name });
+        decision::log(
+            policy,
+            &DecisionRecord {
+                principal: &self.principal,
+                session: &self.id,
+                transport: self.transport.as_str(),
+                server,
+                method,
+                name,
+                decision: &decision,
+            },
+        );
+        decision.effect == Effect::Allow
+    }
+
+    /// The live connection to `server`, started if needed.
+    pub(super) async fn conn(&self, server: &str) -> Result<Arc<UpstreamConn>, ErrorObject> {
+        let member = self.member(server).ok_or_else(|| {
+            ErrorObject::new(
+                codes::INTERNAL_ERROR,
+                format!("{server:?} is not part of this route"),
+            )
+        })?;
+        member.slot.get().await.map_err(|e| e.to_error_object())
+    }
+
+    /// Sends a request upstream on behalf of client request `id` and waits for the answer.
+    /// While it waits, the client can cancel it and the upstream's messages about it are
+    /// routed to the client's request.
+    pub(super) async fn forward(
+        self: &Arc<Self>,
+        id: &Id,
+        conn: &Arc<UpstreamConn>,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Outcome {
+        let origin = Origin {
+            listener: self.listener(),
+            downstream_id: Some(id.clone()),
+        };
+        let call = match conn.start_request(method, params, Some(origin)).await {
+            Ok(call) => call,
+            Err(e) => return Outcome::Error(e.to_error_object()),
+        };
+        self.begin_inflight(id, conn, call.upstream_id());
+        let out = call.wait().await;
+        self.end_inflight(id);
+        match out {
+            Ok(reply) => Outcome::Reply(reply),
+            Err(UpstreamError::Cancelled) => Outcome::Cancelled,
+            Err(e) => {
+                tracing::warn!(session = %self.id, server = conn.server(), method, error = %e, "upstream request failed");
+                Outcome::Error(e.to_error_object())
+            }
+        }
+    }
+
+    /// `tools/call` and `prompts/get`.
+    async fn call_named(
+        self: &Arc<Self>,
+        id: &Id,
+        kind: Kind,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Outcome {
+        let Some(raw) = params.as_deref() else {
+            return invalid_params("params are required").into();
+        };
+        let Ok(mut obj) = RawObject::parse(raw) else {
+            return invalid_params("params must be an object").into();
+        };
+        let Some(name) = obj.get_str("name") else {
+            return invalid_params("params.name must be a string").into();
+        };
+        let Some(resolved) = self.route.resolve_name(&name) else {
+            return unknown(kind, &name).into();
+        };
+        let (server, upstream_name) = (resolved.server.to_owned(), resolved.name.to_owned());
+        if !self.decide(method, &server, kind, &upstream_name) {
+            return unknown(kind, &name).into();
+        }
+        let conn = match self.conn(&server).await {
+            Ok(c) => c,
+            Err(e) => return e.into(),
+        };
+        let list_kind = if kind == Kind::Tool {
+            ListKind::Tools
+        } else {
+            ListKind::Prompts
+        };
+        match catalog::listing(&conn, list_kind).await {
+            Ok(listing) if listing.contains(&upstream_name) => {}
+            Ok(_) => return unknown(kind, &name).into(),
+            Err(e) => return ErrorObject::new(codes::UPSTREAM_UNAVAILABLE, e.to_string()).into(),
+        }
+        let params = if self.route.is_virtual() {
+            obj.set_str("name", &upstream_name);
+            Some(obj.to_raw())
+        } else {
+            params
+        };
+        self.forward(id, &conn, method, params).await
+    }
+
+    /// `resources/read`, `resources/subscribe`, `resources/unsubscribe`.
+    async fn call_resource(
+        self: &Arc<Self>,
+        id: &Id,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Outcome {
+        let Some(raw) = params.as_deref() else {
+            return invalid_params("params are required").into();
+        };
+        let Ok(mut obj) = RawObject::parse(raw) else {
+            return invalid_params("params must be an object").into();
+        };
+        let Some(uri) = obj.get_str("uri") else {
+            return invalid_params("params.uri must be a string").into();
+        };
+        let Some(resolved) = self.route.resolve_uri(&uri) else {
+            return unknown(Kind::Resource, &uri).into();
+        };
+        let (server, upstream_uri) = (resolved.server.to_owned(), resolved.name.to_owned());
+        if !self.decide(method, &server, Kind::Resource, &upstream_uri) {
+            return unknown(Kind::Resource, &uri).into();
+        }
+        let conn = match self.conn(&server).await {
+            Ok(c) => c,
+            Err(e) => return e.into(),
+        };
+        if method == mcp::RESOURCES_SUBSCRIBE {
+            // Updates arrive on the upstream's own stream: make sure it is open.
+            conn.ensure_listening();
+        }
+        let params = if self.route.is_virtual() {
+            obj.set_str("uri", &upstream_uri);
+            Some(obj.to_raw())
+        } else {
+            params
+        };
+        self.forward(id, &conn, method, params).await
+    }
+
+    /// `completion/complete`: completes an argument of a prompt or a resource template, so
+    /// it is decided like the prompt or resource it refers to.
+    async fn complete(
+        self: &Arc<Self>,
+        id: &Id,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Outcome {
+        let Some(raw) = params.as_deref() else {
+            return invalid_params("params are required").into();
+        };
+        let Ok(mut obj) = RawObject::parse(raw) else {
+            return invalid_params("params must be an object").into();
+        };
+        let Some(Ok(mut reference)) = obj.get("ref").map(RawObject::parse) else {
+            return invalid_params("params.ref must be an object").into();
+        };
+        let (kind, key) = match reference.get_str("type").as_deref() {
+            Some("ref/prompt") => (Kind::Prompt, "name"),
+            Some("ref/resource") => (Kind::Resource, "uri"),
+            _ => {
+                return invalid_params("params.ref.type must be ref/prompt or ref/resource").into();
+            }
+        };
+        let Some(name) = reference.get_str(key) else {
+            return invalid_params(format!("params.ref.{key} must be a string")).into();
+        };
+        let resolved = if kind == Kind::Prompt {
+            self.route.resolve_name(&name)
+        } else {
+            self.route.resolve_uri(&name)
+        };
+        let Some(resolved) = resolved else {
+            return unknown(kind, &name).into();
+        };
+        let (server, upstream_name) = (resolved.server.to_owned(), resolved.name.to_owned());
+        if !self.decide(method, &server, kind, &upstream_name) {
+            return unknown(kind, &name).into();
+        }
+        let conn = match self.conn(&server).await {
+            Ok(c) => c,
+            Err(e) => return e.into(),
+        };
+        let params = if self.route.is_virtual() {
+            reference.set_str(key, &upstream_name);
+            obj.set("ref", reference.to_raw());
+            Some(obj.to_raw())
+        } else {
+            params
+        };
+        self.forward(id, &conn, method, params).await
+    }
+
+    /// `logging/setLevel`: one server's answer for a single route; fanned out to every
+    /// member that logs for a virtual one.
+    async fn set_level(
+        self: &Arc<Self>,
+        id: &Id,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Outcome {
+        if !self.route.is_virtual() {
+            let server = self.route.members[0].clone();
+            return match self.conn(&server).await {
+                Ok(conn) => self.forward(id, &conn, method, params).await,
+                Err(e) => e.into(),
+            };
+        }
+        for member in &self.members {
+            let Some(conn) = member.slot.current() else {
+                continue;
+            };
+            if !conn.identity().is_some_and(|i| i.has_capability("logging")) {
+                continue;
+            }
+            if let Err(e) = conn.request(method, params.clone(), None).await {
+                tracing::warn!(session = %self.id, server = %member.server, error = %e, "logging/setLevel failed upstream");
+            }
+        }
+        Outcome::Reply(Reply::Result(mcp::empty_object()))
+    }
+}

@@ -1,0 +1,170 @@
+//! `portcullis serve`: the Streamable HTTP front door.
+//!
+//! Every route is at `/mcp/<name>` and takes POST (client messages), GET (the server's
+//! stream, or resumption) and DELETE (end the session), per the 2025-11-25 transport;
+//! 2026-07-28 clients POST statelessly and get 405 for GET and DELETE.
+//!
+//! - [`checks`]: Host/Origin (DNS rebinding), Accept, Content-Type.
+//! - [`post`]: one client message in, a JSON or SSE answer out.
+//! - [`get`]: the standalone stream, resumption, session end.
+//! - [`streams`]: where each server→client message goes, and replay for resumption.
+//! - [`registry`]: the live sessions, their cap and their idle timeout.
+
+pub mod checks;
+mod get;
+mod post;
+pub mod registry;
+pub mod streams;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get as get_route, post as post_route};
+use bytes::Bytes;
+use portcullis_wire::{Envelope, ErrorObject, Id};
+use tokio::sync::mpsc;
+
+use self::checks::HostPolicy;
+use self::registry::Sessions;
+use crate::gateway::Gateway;
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// Shared state of the HTTP front door.
+pub struct HttpState {
+    pub gateway: Arc<Gateway>,
+    pub hosts: HostPolicy,
+    pub sessions: Sessions,
+}
+
+pub type SharedState = Arc<HttpState>;
+
+/// The router, and its state (the caller runs the idle-session reaper on it).
+pub fn router(gateway: Arc<Gateway>) -> (Router, SharedState) {
+    let cfg = &gateway.config.gateway;
+    let state = Arc::new(HttpState {
+        hosts: HostPolicy::from_config(cfg),
+        sessions: Sessions::new(cfg.max_sessions),
+        gateway: gateway.clone(),
+    });
+    let router = Router::new()
+        .route(
+            "/mcp/{route}",
+            post_route(post::handle)
+                .get(get::handle)
+                .delete(get::delete),
+        )
+        .route("/healthz", get_route(|| async { "ok\n" }))
+        // Bodies are read with the gateway's own limit, to answer 413 with a JSON-RPC error.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state.clone());
+    (router, state)
+}
+
+/// Binds, prints where each route is, and serves until Ctrl-C or SIGTERM.
+pub async fn serve(gateway: Arc<Gateway>) -> anyhow::Result<()> {
+    let listen = gateway.config.gateway.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    print_routes(&gateway, addr);
+    let (router, state) = router(gateway.clone());
+    let reaper = tokio::spawn(registry::reap_idle(
+        state.clone(),
+        gateway.config.gateway.session_idle_timeout,
+    ));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    reaper.abort();
+    state.sessions.close_all().await;
+    gateway.shutdown().await;
+    Ok(())
+}
+
+fn print_routes(gateway: &Gateway, addr: SocketAddr) {
+    let host = if addr.ip().is_loopback() && addr.is_ipv4() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    println!("Portcullis is listening on http://{host}");
+    let mut names: Vec<&str> = gateway.route_names().collect();
+    names.sort_unstable();
+    for name in names {
+        println!("  MCP endpoint: http://{host}/mcp/{name}");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// A plain-text error for transport-level refusals.
+pub(crate) fn plain(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{msg}\n"),
+    )
+        .into_response()
+}
+
+/// An HTTP error whose body is a JSON-RPC error (as the transport allows for refusals).
+pub(crate) fn rpc_error(status: StatusCode, id: Option<Id>, err: &ErrorObject) -> Response {
+    json(status, &Envelope::error_response(id, err))
+}
+
+pub(crate) fn json(status: StatusCode, msg: &Envelope) -> Response {
+    let mut resp = Response::new(Body::from(msg.to_bytes()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// An SSE response fed by `rx`, with keep-alive comments while idle.
+pub(crate) fn sse(rx: mpsc::Receiver<Bytes>) -> Response {
+    let start = tokio::time::Instant::now() + streams::KEEPALIVE;
+    let ticks = tokio::time::interval_at(start, streams::KEEPALIVE);
+    let body = futures::stream::unfold((rx, ticks), |(mut rx, mut ticks)| async move {
+        tokio::select! {
+            item = rx.recv() => item.map(|b| (Ok::<_, Infallible>(b), (rx, ticks))),
+            _ = ticks.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, ticks))),
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}

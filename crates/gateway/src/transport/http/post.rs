@@ -1,0 +1,348 @@
+//! POST: one client message in.
+//!
+//! The transport answers a request with one JSON message when the answer is all there is,
+//! and switches to an SSE stream as soon as anything else must be said first (progress,
+//! logging, a sampling request): the response mode is decided by the first message the
+//! request produces, so simple calls cost no streaming and long ones lose nothing.
+//!
+//! Statuses: 403 Host/Origin, 404 unknown route or session, 400 missing session id, bad
+//! protocol version header or malformed message, 406 Accept, 413 size, 415 Content-Type,
+//! 202 for notifications and responses, 503 when the session cap is reached.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portcullis_policy::Principal;
+use portcullis_wire::{
+    Envelope, ErrorObject, Frame, IngressError, Kind, Limits, ProtocolVersion, codes, parse_frame,
+};
+use tokio::sync::mpsc;
+
+use super::registry::SessionEntry;
+use super::streams::{HttpOutbound, StreamItem};
+use super::{SESSION_HEADER, SharedState, VERSION_HEADER, checks, json, plain, rpc_error, sse};
+use crate::ids;
+use crate::mcp;
+use crate::route::Route;
+use crate::session::{Handled, Session, SessionParams, TransportKind};
+use crate::transport::era::{self, ClientEra};
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn handle(
+    State(st): State<SharedState>,
+    Path(route): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err((status, why)) = st.hosts.check(&headers) {
+        return plain(status, why);
+    }
+    let Some(route) = st.gateway.route(&route) else {
+        return plain(StatusCode::NOT_FOUND, "no such MCP endpoint");
+    };
+    if !checks::is_json(&headers) {
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
+    }
+    if !checks::accepts(&headers, "application/json")
+        || !checks::accepts(&headers, "text/event-stream")
+    {
+        return plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "Accept must include application/json and text/event-stream",
+        );
+    }
+    let max = st.gateway.config.gateway.max_message_bytes;
+    let Ok(bytes) = to_bytes(body, max).await else {
+        let err = IngressError::TooLarge {
+            limit: max,
+            actual: max + 1,
+        };
+        return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, &err.to_error_object());
+    };
+    if let Some(v) = header(&headers, VERSION_HEADER)
+        && ProtocolVersion::parse(v).is_none()
+    {
+        return rpc_error(StatusCode::BAD_REQUEST, None, &era::unsupported_version(v));
+    }
+    let limits = Limits {
+        max_frame_bytes: max,
+        ..Limits::default()
+    };
+    let frame = match parse_frame(&bytes, &limits) {
+        Ok(f) => f,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                e.response_id(),
+                &e.to_error_object(),
+            );
+        }
+    };
+    let msg = match frame {
+        Frame::Single(msg) => msg,
+        Frame::Batch(msgs) => return batch(&st, &route, &headers, msgs).await,
+    };
+    match era::classify(&msg) {
+        ClientEra::Invalid(err) => rpc_error(StatusCode::BAD_REQUEST, msg.id.clone(), &err),
+        ClientEra::Modern => stateless(&st, route, &headers, msg).await,
+        ClientEra::Initialize if header(&headers, SESSION_HEADER).is_none() => {
+            initialize(&st, route, msg).await
+        }
+        ClientEra::Initialize | ClientEra::Legacy => {
+            let Some(sid) = header(&headers, SESSION_HEADER) else {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    msg.id.clone(),
+                    &ErrorObject::new(
+                        codes::INVALID_REQUEST,
+                        "missing Mcp-Session-Id header: initialize a session first",
+                    ),
+                );
+            };
+            let Some(entry) = st.sessions.get(sid, &route.name) else {
+                return rpc_error(
+                    StatusCode::NOT_FOUND,
+                    msg.id.clone(),
+                    &ErrorObject::new(codes::INVALID_REQUEST, "session not found"),
+                );
+            };
+            dispatch(entry, msg).await
+        }
+    }
+}
+
+async fn initialize(st: &SharedState, route: Arc<Route>, msg: Envelope) -> Response {
+    if st.sessions.is_full() {
+        let err = ErrorObject::new(
+            codes::INTERNAL_ERROR,
+            "the gateway has reached its session limit; try again later",
+        );
+        return rpc_error(StatusCode::SERVICE_UNAVAILABLE, msg.id.clone(), &err);
+    }
+    let outbound = Arc::new(HttpOutbound::default());
+    let params = SessionParams {
+        id: Arc::from(ids::session_id()),
+        gateway: st.gateway.clone(),
+        route,
+        principal: Principal::anonymous(),
+        transport: TransportKind::Http,
+        modern: false,
+        shared_upstreams: false,
+        outbound: outbound.clone(),
+        client_caps: Default::default(),
+    };
+    match Session::initialize(params, &msg).await {
+        Ok(outcome) => {
+            let sid = outcome.session.id.clone();
+            st.sessions.insert(SessionEntry {
+                session: outcome.session,
+                outbound,
+            });
+            let mut resp = json(StatusCode::OK, &outcome.response);
+            if let Ok(v) = HeaderValue::from_str(&sid) {
+                resp.headers_mut().insert(SESSION_HEADER, v);
+            }
+            resp
+        }
+        Err(response) => json(StatusCode::OK, &response),
+    }
+}
+
+/// A message of a live stateful session.
+async fn dispatch(entry: SessionEntry, msg: Envelope) -> Response {
+    match msg.kind() {
+        Kind::Request => respond(entry.session, entry.outbound, msg).await,
+        _ => match entry.session.handle(msg).await {
+            Handled::Rejected(err) => rpc_error(StatusCode::BAD_REQUEST, None, &err),
+            _ => StatusCode::ACCEPTED.into_response(),
+        },
+    }
+}
+
+/// Runs a request and answers with JSON, or with SSE once something precedes the answer.
+async fn respond(session: Arc<Session>, outbound: Arc<HttpOutbound>, msg: Envelope) -> Response {
+    let Some(id) = msg.id.clone() else {
+        return plain(StatusCode::BAD_REQUEST, "request without id");
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if !outbound.open_request(&id, tx.clone()) {
+        let err = ErrorObject::new(
+            codes::INVALID_REQUEST,
+            format!("request id {id} is already in use in this session"),
+        );
+        return rpc_error(StatusCode::BAD_REQUEST, Some(id), &err);
+    }
+    let out = outbound.clone();
+    let request_id = id.clone();
+    tokio::spawn(async move {
+        let handled = session.handle(msg).await;
+        // Closed before Done is sent: nothing related can slip in after the answer.
+        out.close_request(&request_id);
+        let _ = tx.send(StreamItem::Done(handled));
+    });
+    match rx.recv().await {
+        Some(StreamItem::Done(Handled::Response(response))) => json(StatusCode::OK, &response),
+        Some(StreamItem::Message(first)) => {
+            let stream = outbound.new_stream();
+            stream.push(&first);
+            let body = stream.attach(None);
+            tokio::spawn(async move {
+                while let Some(item) = rx.recv().await {
+                    match item {
+                        StreamItem::Message(m) => stream.push(&m),
+                        StreamItem::Done(Handled::Response(r)) => {
+                            stream.push(&r);
+                            break;
+                        }
+                        StreamItem::Done(_) => break,
+                    }
+                }
+                stream.finish();
+            });
+            sse(body)
+        }
+        // Cancelled by the client: the stream ends without an answer.
+        Some(StreamItem::Done(_)) | None => {
+            let (_tx, body) = mpsc::channel(1);
+            sse(body)
+        }
+    }
+}
+
+/// A 2026-07-28 request: no session; headers must agree with the body.
+async fn stateless(
+    st: &SharedState,
+    route: Arc<Route>,
+    headers: &HeaderMap,
+    msg: Envelope,
+) -> Response {
+    if let Err(err) = check_standard_headers(headers, &msg) {
+        return rpc_error(StatusCode::BAD_REQUEST, msg.id.clone(), &err);
+    }
+    match msg.kind() {
+        Kind::Request => {}
+        Kind::Notification => return StatusCode::ACCEPTED.into_response(),
+        Kind::Response | Kind::ErrorResponse => {
+            let err = ErrorObject::new(
+                codes::INVALID_REQUEST,
+                "clients of protocol 2026-07-28 do not send responses",
+            );
+            return rpc_error(StatusCode::BAD_REQUEST, None, &err);
+        }
+    }
+    let outbound = Arc::new(HttpOutbound::default());
+    let session = Session::new(SessionParams {
+        id: Arc::from("stateless"),
+        gateway: st.gateway.clone(),
+        route,
+        principal: Principal::anonymous(),
+        transport: TransportKind::Http,
+        modern: true,
+        shared_upstreams: true,
+        outbound: outbound.clone(),
+        client_caps: Default::default(),
+    });
+    session.set_version(ProtocolVersion::V2026_07_28);
+    respond(session, outbound, msg).await
+}
+
+/// The 2026-07-28 standard headers mirror the body; a mismatch is refused, so that no
+/// intermediary can route or authorize on a header while the server acts on the body.
+fn check_standard_headers(headers: &HeaderMap, msg: &Envelope) -> Result<(), ErrorObject> {
+    let mismatch = |what: String| ErrorObject::new(codes::HEADER_MISMATCH, what);
+    let declared = era::declared_version(msg);
+    let header_version = header(headers, VERSION_HEADER);
+    match (&declared, header_version) {
+        (Some(body), Some(h)) if body != h => {
+            return Err(mismatch(format!(
+                "MCP-Protocol-Version header {h:?} does not match _meta protocol version {body:?}"
+            )));
+        }
+        (_, None) => return Err(mismatch("MCP-Protocol-Version header is required".into())),
+        _ => {}
+    }
+    let method = msg.method().unwrap_or_default();
+    match header(headers, "mcp-method") {
+        Some(h) if h == method => {}
+        Some(h) => {
+            return Err(mismatch(format!(
+                "Mcp-Method header {h:?} does not match the body's method {method:?}"
+            )));
+        }
+        None => return Err(mismatch("Mcp-Method header is required".into())),
+    }
+    let key = match method {
+        mcp::TOOLS_CALL | mcp::PROMPTS_GET => Some("name"),
+        mcp::RESOURCES_READ => Some("uri"),
+        _ => None,
+    };
+    if let Some(key) = key {
+        let body_name = msg
+            .params
+            .as_deref()
+            .and_then(|p| crate::json::RawObject::parse(p).ok())
+            .and_then(|o| o.get_str(key));
+        match (header(headers, "mcp-name"), body_name) {
+            (Some(h), Some(b)) if h == b => {}
+            (h, b) => {
+                return Err(mismatch(format!(
+                    "Mcp-Name header {h:?} does not match params.{key} {b:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A JSON-RPC batch: only sessions of protocol 2025-03-26 or earlier accept one.
+async fn batch(
+    st: &SharedState,
+    route: &Route,
+    headers: &HeaderMap,
+    msgs: Vec<Envelope>,
+) -> Response {
+    let entry = header(headers, SESSION_HEADER).and_then(|sid| st.sessions.get(sid, &route.name));
+    let Some(entry) = entry.filter(|e| e.session.version().is_some_and(|v| v.allows_batch()))
+    else {
+        let err = IngressError::BatchNotAllowed;
+        return rpc_error(StatusCode::BAD_REQUEST, None, &err.to_error_object());
+    };
+    let outcomes = futures::future::join_all(msgs.into_iter().map(|m| {
+        let s = entry.session.clone();
+        async move { s.handle(m).await }
+    }))
+    .await;
+    let responses: Vec<Envelope> = outcomes
+        .into_iter()
+        .filter_map(|h| match h {
+            Handled::Response(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    if responses.is_empty() {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let mut out = b"[".to_vec();
+    for (i, r) in responses.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        r.write_to(&mut out);
+    }
+    out.push(b']');
+    let mut resp = Response::new(Body::from(out));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

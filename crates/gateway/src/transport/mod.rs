@@ -1,0 +1,5 @@
+//! Downstream transports: how clients reach the gateway.
+
+pub mod era;
+pub mod http;
+pub mod stdio;

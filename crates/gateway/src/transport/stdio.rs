@@ -1,0 +1,224 @@
+//! `portcullis stdio <route>`: the gateway as a desktop host's stdio MCP server.
+//!
+//! The host starts the gateway in place of the server's own command. Stdin carries the
+//! host's messages, stdout carries nothing but MCP (every line written by one task, so lines
+//! never interleave), and logs go to stderr or a file. When the host closes stdin, the
+//! session ends and the upstream child processes are stopped.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use portcullis_policy::Principal;
+use portcullis_wire::{
+    Envelope, ErrorObject, Frame, IngressError, Line, LineReader, codes, parse_frame, write_frame,
+};
+use tokio::io::{AsyncBufRead, AsyncWrite, BufReader};
+use tokio::sync::mpsc;
+
+use super::era::{self, ClientEra};
+use crate::gateway::Gateway;
+use crate::mcp;
+use crate::session::outbound::ChannelOutbound;
+use crate::session::{Handled, Session, SessionParams, TransportKind};
+
+/// Serves one route over the process's stdin and stdout until stdin closes.
+pub async fn serve(gateway: Arc<Gateway>, route: &str) -> anyhow::Result<()> {
+    let stdin = BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    serve_on(gateway, route, stdin, tokio::io::stdout()).await
+}
+
+/// Serves one route over any reader/writer pair (tests drive it with in-memory pipes).
+pub async fn serve_on<R, W>(
+    gateway: Arc<Gateway>,
+    route: &str,
+    input: R,
+    output: W,
+) -> anyhow::Result<()>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let route = gateway.route(route).ok_or_else(|| {
+        anyhow::anyhow!("no server or virtual server named {route:?} in the config")
+    })?;
+    let max = gateway.config.gateway.max_message_bytes;
+    let limits = portcullis_wire::Limits {
+        max_frame_bytes: max,
+        ..Default::default()
+    };
+    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(write_lines(output, rx));
+
+    let principal = Principal::local(std::env::var("USER").unwrap_or_else(|_| "local".into()));
+    let params = |modern: bool| SessionParams {
+        id: Arc::from("stdio"),
+        gateway: gateway.clone(),
+        route: route.clone(),
+        principal: principal.clone(),
+        transport: TransportKind::Stdio,
+        modern,
+        shared_upstreams: false,
+        outbound: Arc::new(ChannelOutbound::new(tx.clone())),
+        client_caps: Default::default(),
+    };
+
+    let mut session: Option<Arc<Session>> = None;
+    let mut lines = LineReader::new(input, max);
+    loop {
+        let frame = match lines.next_line().await {
+            Ok(Some(Line::Frame(bytes))) => bytes,
+            Ok(Some(Line::TooLong { len })) => {
+                send_ingress_error(
+                    &tx,
+                    &IngressError::TooLarge {
+                        limit: max,
+                        actual: len,
+                    },
+                );
+                continue;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stdin failed");
+                break;
+            }
+        };
+        let frame = match parse_frame(&frame, &limits) {
+            Ok(frame) => frame,
+            Err(e) => {
+                send_ingress_error(&tx, &e);
+                continue;
+            }
+        };
+        let batch_allowed = session
+            .as_ref()
+            .and_then(|s| s.version())
+            .is_some_and(|v| v.allows_batch());
+        let msg = match frame {
+            Frame::Single(msg) => msg,
+            Frame::Batch(_) if !batch_allowed => {
+                send_ingress_error(&tx, &IngressError::BatchNotAllowed);
+                continue;
+            }
+            Frame::Batch(msgs) => {
+                if let Some(s) = session.clone() {
+                    tokio::spawn(handle_batch(s, msgs, tx.clone()));
+                }
+                continue;
+            }
+        };
+
+        let Some(current) = session.clone() else {
+            // Before a session exists: initialize (stateful), or any request of a
+            // 2026-07-28 client (stateless), or ping.
+            match era::classify(&msg) {
+                ClientEra::Initialize => match Session::initialize(params(false), &msg).await {
+                    Ok(outcome) => {
+                        let _ = tx.send(outcome.response.to_bytes());
+                        session = Some(outcome.session);
+                    }
+                    Err(response) => {
+                        let _ = tx.send(response.to_bytes());
+                    }
+                },
+                ClientEra::Modern => {
+                    let s = Session::new(params(true));
+                    s.set_version(portcullis_wire::ProtocolVersion::V2026_07_28);
+                    session = Some(s.clone());
+                    tokio::spawn(handle_one(s, msg, tx.clone()));
+                }
+                ClientEra::Invalid(err) => {
+                    if msg.id.is_some() {
+                        let _ = tx.send(Envelope::error_response(msg.id.clone(), &err).to_bytes());
+                    }
+                }
+                ClientEra::Legacy if msg.method() == Some(mcp::PING) => {
+                    if let Some(id) = msg.id.clone() {
+                        let _ = tx.send(Envelope::response(id, mcp::empty_object()).to_bytes());
+                    }
+                }
+                ClientEra::Legacy => {
+                    if msg.id.is_some() {
+                        let err = ErrorObject::new(
+                            codes::INVALID_REQUEST,
+                            "the session is not initialized: send initialize first",
+                        );
+                        let _ = tx.send(Envelope::error_response(msg.id.clone(), &err).to_bytes());
+                    }
+                }
+            }
+            continue;
+        };
+        if current.modern
+            && let ClientEra::Invalid(err) = era::classify(&msg)
+        {
+            if msg.id.is_some() {
+                let _ = tx.send(Envelope::error_response(msg.id.clone(), &err).to_bytes());
+            }
+            continue;
+        }
+        tokio::spawn(handle_one(current, msg, tx.clone()));
+    }
+
+    if let Some(s) = session {
+        s.close().await;
+    }
+    drop(tx);
+    let _ = writer.await;
+    Ok(())
+}
+
+async fn handle_one(session: Arc<Session>, msg: Envelope, tx: mpsc::UnboundedSender<Vec<u8>>) {
+    match session.handle(msg).await {
+        Handled::Response(response) => {
+            let _ = tx.send(response.to_bytes());
+        }
+        Handled::Rejected(err) => {
+            tracing::warn!(error = %err.message, "message from the host refused")
+        }
+        Handled::Accepted | Handled::Cancelled => {}
+    }
+}
+
+/// A JSON-RPC batch (protocol 2025-03-26 and earlier): every member is handled, and the
+/// answers to its requests go back as one array.
+async fn handle_batch(
+    session: Arc<Session>,
+    msgs: Vec<Envelope>,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let outcomes = join_all(msgs.into_iter().map(|m| {
+        let s = session.clone();
+        async move { s.handle(m).await }
+    }))
+    .await;
+    let mut out = b"[".to_vec();
+    let mut first = true;
+    for outcome in outcomes {
+        if let Handled::Response(r) = outcome {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            r.write_to(&mut out);
+        }
+    }
+    out.push(b']');
+    if !first {
+        let _ = tx.send(out);
+    }
+}
+
+fn send_ingress_error(tx: &mpsc::UnboundedSender<Vec<u8>>, e: &IngressError) {
+    tracing::warn!(error = %e, "refused a message from the host");
+    let _ = tx.send(Envelope::error_response(e.response_id(), &e.to_error_object()).to_bytes());
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(mut out: W, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(frame) = rx.recv().await {
+        if let Err(e) = write_frame(&mut out, &frame).await {
+            tracing::warn!(error = %e, "writing to stdout failed");
+            return;
+        }
+    }
+}

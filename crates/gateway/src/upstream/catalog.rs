@@ -1,0 +1,222 @@
+//! What an upstream lists: its tools and prompts, cached per connection.
+//!
+//! The gateway answers a call for a tool it does not know, or may not show, itself — with
+//! one error for both — so a caller cannot tell a hidden tool from a missing one. To know,
+//! it keeps the upstream's full list, fetched on first need, refreshed whenever a client
+//! lists, and dropped when the upstream says `notifications/*/list_changed`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::value::RawValue;
+
+use super::{Reply, UpstreamConn, UpstreamError};
+use crate::json::{RawObject, raw_array};
+
+/// Most pages the gateway follows when it collects a whole list.
+pub const MAX_PAGES: usize = 100;
+/// Most items it keeps from one list.
+pub const MAX_ITEMS: usize = 10_000;
+
+/// The kinds of list an upstream serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+    ResourceTemplates,
+}
+
+impl ListKind {
+    pub fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => crate::mcp::TOOLS_LIST,
+            ListKind::Prompts => crate::mcp::PROMPTS_LIST,
+            ListKind::Resources => crate::mcp::RESOURCES_LIST,
+            ListKind::ResourceTemplates => crate::mcp::RESOURCES_TEMPLATES_LIST,
+        }
+    }
+
+    /// The member of the result that holds the items.
+    pub fn items_key(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Prompts => "prompts",
+            ListKind::Resources => "resources",
+            ListKind::ResourceTemplates => "resourceTemplates",
+        }
+    }
+
+    /// The member of an item that names it.
+    pub fn name_key(self) -> &'static str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources => "uri",
+            ListKind::ResourceTemplates => "uriTemplate",
+        }
+    }
+
+    pub fn from_method(method: &str) -> Option<Self> {
+        Some(match method {
+            crate::mcp::TOOLS_LIST => ListKind::Tools,
+            crate::mcp::PROMPTS_LIST => ListKind::Prompts,
+            crate::mcp::RESOURCES_LIST => ListKind::Resources,
+            crate::mcp::RESOURCES_TEMPLATES_LIST => ListKind::ResourceTemplates,
+            _ => return None,
+        })
+    }
+}
+
+/// A complete list, by name.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub items: Vec<Box<RawValue>>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Listing {
+    pub fn new(kind: ListKind, items: Vec<Box<RawValue>>) -> Self {
+        let mut by_name = HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if let Some(name) = item_name(kind, item) {
+                by_name.entry(name).or_insert(i);
+            }
+        }
+        Listing { items, by_name }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&RawValue> {
+        self.by_name.get(name).map(|&i| &*self.items[i])
+    }
+}
+
+/// The name (or URI) of one list item.
+pub fn item_name(kind: ListKind, item: &RawValue) -> Option<String> {
+    RawObject::parse(item).ok()?.get_str(kind.name_key())
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    tools: Mutex<Option<Arc<Listing>>>,
+    prompts: Mutex<Option<Arc<Listing>>>,
+}
+
+impl Catalog {
+    fn slot(&self, kind: ListKind) -> Option<&Mutex<Option<Arc<Listing>>>> {
+        match kind {
+            ListKind::Tools => Some(&self.tools),
+            ListKind::Prompts => Some(&self.prompts),
+            _ => None,
+        }
+    }
+
+    pub fn cached(&self, kind: ListKind) -> Option<Arc<Listing>> {
+        self.slot(kind)?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn store(&self, kind: ListKind, listing: Arc<Listing>) {
+        if let Some(slot) = self.slot(kind) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(listing);
+        }
+    }
+
+    pub fn invalidate_tools(&self) {
+        *self.tools.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    pub fn invalidate_prompts(&self) {
+        *self.prompts.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The cached list, or the whole list fetched page by page (and cached for tools/prompts).
+pub async fn listing(conn: &Arc<UpstreamConn>, kind: ListKind) -> Result<Arc<Listing>, ListError> {
+    if let Some(cached) = conn.catalog().cached(kind) {
+        return Ok(cached);
+    }
+    let listing = Arc::new(fetch_all(conn, kind).await?);
+    conn.catalog().store(kind, listing.clone());
+    Ok(listing)
+}
+
+/// Why a whole list could not be collected.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("upstream {server:?} answered {method} with an error: {error}")]
+    Refused {
+        server: String,
+        method: &'static str,
+        error: String,
+    },
+    #[error("upstream {server:?} sent a malformed {method} result: {reason}")]
+    Malformed {
+        server: String,
+        method: &'static str,
+        reason: String,
+    },
+}
+
+/// Follows `nextCursor` until the list is complete (bounded by [`MAX_PAGES`] and
+/// [`MAX_ITEMS`]; beyond that the list is cut short and a warning logged).
+pub async fn fetch_all(conn: &Arc<UpstreamConn>, kind: ListKind) -> Result<Listing, ListError> {
+    let server = conn.server().to_owned();
+    let method = kind.method();
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let params = cursor
+            .as_ref()
+            .map(|c| crate::mcp::raw(&serde_json::json!({ "cursor": c })));
+        let result = match conn.request(method, params, None).await? {
+            Reply::Result(r) => r,
+            Reply::Error(e) => {
+                return Err(ListError::Refused {
+                    server,
+                    method,
+                    error: e.get().to_owned(),
+                });
+            }
+        };
+        let page = RawObject::parse(&result).map_err(|e| ListError::Malformed {
+            server: server.clone(),
+            method,
+            reason: e.to_string(),
+        })?;
+        if let Some(list) = page.get(kind.items_key()) {
+            let page_items = raw_array(list).map_err(|e| ListError::Malformed {
+                server: server.clone(),
+                method,
+                reason: e.to_string(),
+            })?;
+            items.extend(page_items);
+        }
+        if items.len() > MAX_ITEMS {
+            tracing::warn!(
+                server,
+                method,
+                "list longer than {MAX_ITEMS} items; cut short"
+            );
+            items.truncate(MAX_ITEMS);
+            break;
+        }
+        cursor = page.get_str("nextCursor");
+        if cursor.is_none() {
+            return Ok(Listing::new(kind, items));
+        }
+    }
+    tracing::warn!(
+        server,
+        method,
+        "list longer than {MAX_PAGES} pages; cut short"
+    );
+    Ok(Listing::new(kind, items))
+}

@@ -1,0 +1,273 @@
+//! The gateway's own handshake with an upstream.
+//!
+//! The gateway negotiates with each side on its own: the version a client chose says nothing
+//! about what an upstream speaks. With `protocol = "auto"` the gateway first offers the
+//! newest stateful version (`initialize`, 2025-11-25) — the era in which server→client
+//! requests (sampling, elicitation, roots) can be relayed — and falls back to the stateless
+//! 2026-07-28 protocol (`server/discover`) when the upstream refuses `initialize`.
+
+use std::sync::Arc;
+
+use portcullis_wire::ProtocolVersion;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::conn::Transport;
+use super::{Reply, UpstreamConn, UpstreamError};
+use crate::config::UpstreamProtocol;
+use crate::mcp;
+
+/// Which family of the protocol a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// 2024-11-05 … 2025-11-25: `initialize`, sessions, server→client requests.
+    Legacy,
+    /// 2026-07-28: stateless, `server/discover`, per-request `_meta`.
+    Modern,
+}
+
+/// What an upstream said about itself.
+#[derive(Debug, Clone)]
+pub struct ServerIdentity {
+    pub era: Era,
+    pub version: ProtocolVersion,
+    pub capabilities: Map<String, Value>,
+    pub server_info: Value,
+    pub instructions: Option<String>,
+    /// `_meta` members the 2026-07-28 protocol wants on every request.
+    pub request_meta: Map<String, Value>,
+}
+
+impl ServerIdentity {
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.capabilities.get(name).is_some_and(|v| !v.is_null())
+    }
+}
+
+/// The client capabilities the gateway declares upstream: those of the downstream client it
+/// relays for (so an upstream never sends a request the client cannot answer), or, for a
+/// connection shared by many clients, all that the gateway can relay.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCapsForUpstream(pub Map<String, Value>);
+
+impl ClientCapsForUpstream {
+    /// For a connection shared by many clients.
+    pub fn shared() -> Self {
+        let mut m = Map::new();
+        m.insert("roots".into(), json!({ "listChanged": true }));
+        m.insert("sampling".into(), json!({}));
+        m.insert("elicitation".into(), json!({}));
+        ClientCapsForUpstream(m)
+    }
+
+    /// The relayable subset of a downstream client's capabilities.
+    pub fn from_client(caps: &Map<String, Value>) -> Self {
+        let mut m = Map::new();
+        for key in ["roots", "sampling", "elicitation"] {
+            if let Some(v) = caps.get(key).filter(|v| v.is_object()) {
+                m.insert(key.into(), v.clone());
+            }
+        }
+        ClientCapsForUpstream(m)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitializeResult {
+    protocol_version: String,
+    #[serde(default)]
+    capabilities: Map<String, Value>,
+    #[serde(default)]
+    server_info: Value,
+    instructions: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscoverResult {
+    #[serde(default)]
+    supported_versions: Vec<String>,
+    #[serde(default)]
+    capabilities: Map<String, Value>,
+    instructions: Option<String>,
+    #[serde(default)]
+    server_info: Option<Value>,
+    #[serde(rename = "_meta", default)]
+    meta: Map<String, Value>,
+}
+
+/// Runs the handshake and records the upstream's identity on the connection.
+pub async fn handshake(
+    conn: &Arc<UpstreamConn>,
+    protocol: UpstreamProtocol,
+    caps: &ClientCapsForUpstream,
+) -> Result<(), UpstreamError> {
+    match protocol {
+        UpstreamProtocol::Fixed(v) if !v.has_initialize() => discover(conn, caps).await,
+        UpstreamProtocol::Fixed(v) => initialize(conn, v, caps).await.map_err(Refusal::into_error),
+        UpstreamProtocol::Auto => {
+            match initialize(conn, ProtocolVersion::LATEST_WITH_INITIALIZE, caps).await {
+                Ok(()) => Ok(()),
+                Err(Refusal::Refused(why)) => {
+                    tracing::info!(
+                        server = conn.server(),
+                        why,
+                        "upstream refused initialize; trying the 2026-07-28 protocol"
+                    );
+                    discover(conn, caps).await
+                }
+                Err(Refusal::Failed(e)) => Err(e),
+            }
+        }
+    }
+}
+
+/// An `initialize` that failed: refused by a live server (worth trying the other era), or
+/// failed outright.
+enum Refusal {
+    Refused(String),
+    Failed(UpstreamError),
+}
+
+impl Refusal {
+    fn into_error(self) -> UpstreamError {
+        match self {
+            Refusal::Refused(reason) => UpstreamError::Protocol {
+                server: String::new(),
+                reason,
+            },
+            Refusal::Failed(e) => e,
+        }
+    }
+}
+
+fn client_info() -> Value {
+    json!({ "name": mcp::GATEWAY_NAME, "version": mcp::GATEWAY_VERSION })
+}
+
+async fn initialize(
+    conn: &Arc<UpstreamConn>,
+    version: ProtocolVersion,
+    caps: &ClientCapsForUpstream,
+) -> Result<(), Refusal> {
+    let server = conn.server().to_owned();
+    let params = json!({
+        "protocolVersion": version.as_str(),
+        "capabilities": caps.0,
+        "clientInfo": client_info(),
+    });
+    let reply = conn
+        .request(mcp::INITIALIZE, Some(mcp::raw(&params)), None)
+        .await;
+    let result = match reply {
+        Ok(Reply::Result(r)) => r,
+        Ok(Reply::Error(e)) => {
+            return Err(Refusal::Refused(format!("initialize answered {}", e.get())));
+        }
+        Err(UpstreamError::HttpStatus { status, .. }) if (400..500).contains(&status) => {
+            return Err(Refusal::Refused(format!(
+                "initialize answered HTTP {status}"
+            )));
+        }
+        Err(e) => return Err(Refusal::Failed(e)),
+    };
+    let init: InitializeResult = serde_json::from_str(result.get()).map_err(|e| {
+        Refusal::Failed(UpstreamError::Protocol {
+            server: server.clone(),
+            reason: format!("bad initialize result: {e}"),
+        })
+    })?;
+    let negotiated = ProtocolVersion::parse(&init.protocol_version)
+        .filter(|v| v.has_initialize())
+        .ok_or_else(|| {
+            Refusal::Failed(UpstreamError::Protocol {
+                server: server.clone(),
+                reason: format!(
+                    "upstream chose protocol version {:?}, which the gateway does not speak",
+                    init.protocol_version
+                ),
+            })
+        })?;
+    if let Transport::Http(io) = &conn.transport
+        && negotiated >= ProtocolVersion::V2025_06_18
+    {
+        io.set_protocol_version(negotiated.as_str(), false);
+    }
+    conn.set_identity(ServerIdentity {
+        era: Era::Legacy,
+        version: negotiated,
+        capabilities: init.capabilities,
+        server_info: init.server_info,
+        instructions: init.instructions,
+        request_meta: Map::new(),
+    });
+    conn.notify(mcp::NOTIFICATION_INITIALIZED, None)
+        .await
+        .map_err(Refusal::Failed)?;
+    tracing::info!(server, version = %negotiated, "upstream initialized");
+    Ok(())
+}
+
+async fn discover(
+    conn: &Arc<UpstreamConn>,
+    caps: &ClientCapsForUpstream,
+) -> Result<(), UpstreamError> {
+    let server = conn.server().to_owned();
+    let version = ProtocolVersion::V2026_07_28;
+    let mut meta = Map::new();
+    meta.insert(mcp::META_PROTOCOL_VERSION.into(), json!(version.as_str()));
+    meta.insert(
+        mcp::META_CLIENT_CAPABILITIES.into(),
+        Value::Object(caps.0.clone()),
+    );
+    meta.insert(mcp::META_CLIENT_INFO.into(), client_info());
+    if let Transport::Http(io) = &conn.transport {
+        io.set_protocol_version(version.as_str(), true);
+    }
+    let params = json!({ "_meta": meta });
+    let result = match conn
+        .request(mcp::SERVER_DISCOVER, Some(mcp::raw(&params)), None)
+        .await?
+    {
+        Reply::Result(r) => r,
+        Reply::Error(e) => {
+            return Err(UpstreamError::Protocol {
+                server,
+                reason: format!("server/discover answered {}", e.get()),
+            });
+        }
+    };
+    let found: DiscoverResult =
+        serde_json::from_str(result.get()).map_err(|e| UpstreamError::Protocol {
+            server: server.clone(),
+            reason: format!("bad server/discover result: {e}"),
+        })?;
+    if !found
+        .supported_versions
+        .iter()
+        .any(|v| v == version.as_str())
+    {
+        return Err(UpstreamError::Protocol {
+            server,
+            reason: format!(
+                "upstream supports {:?}; the gateway speaks none of them",
+                found.supported_versions
+            ),
+        });
+    }
+    let server_info = found
+        .server_info
+        .or_else(|| found.meta.get(mcp::META_SERVER_INFO).cloned())
+        .unwrap_or(Value::Null);
+    conn.set_identity(ServerIdentity {
+        era: Era::Modern,
+        version,
+        capabilities: found.capabilities,
+        server_info,
+        instructions: found.instructions,
+        request_meta: meta,
+    });
+    tracing::info!(server, version = %version, "upstream discovered");
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! A remote MCP server over Streamable HTTP, reached through the egress client.
+//!
+//! Each request is a POST whose answer is either one JSON message or an SSE stream that
+//! carries the server's messages about that request and ends with the response. A stream
+//! that breaks before the response is resumed with `Last-Event-ID` (stateful era). The
+//! server's standalone GET stream is opened only when a downstream session wants
+//! unsolicited messages, so an idle session costs no connection and no task.
+//!
+//! The gateway holds its own upstream session: the `Mcp-Session-Id` here is the one the
+//! upstream gave the gateway, never the one the gateway gave its client. No header of the
+//! client's request is copied upstream.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use portcullis_egress::{
+    EgressClient, EgressRequest, EgressResponse, HeaderMap, HeaderValue, Method, StatusCode, Url,
+};
+use portcullis_wire::{Limits, SseDecoder, parse_message};
+use tokio_util::sync::CancellationToken;
+
+use super::UpstreamError;
+use super::conn::{ConnParams, Transport, UpstreamConn};
+
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+/// Attempts to resume a broken response stream before the request fails.
+const MAX_RESUMES: u32 = 3;
+
+pub struct HttpIo {
+    client: EgressClient,
+    url: Url,
+    session_id: RwLock<Option<HeaderValue>>,
+    protocol_version: RwLock<Option<HeaderValue>>,
+    /// The 2026-07-28 protocol: `Mcp-Method`/`Mcp-Name` headers on every POST.
+    standard_headers: AtomicBool,
+    listening: AtomicBool,
+    stop: CancellationToken,
+}
+
+pub(crate) fn connect(client: EgressClient, url: Url, params: ConnParams) -> Arc<UpstreamConn> {
+    let io = HttpIo {
+        client,
+        url,
+        session_id: RwLock::new(None),
+        protocol_version: RwLock::new(None),
+        standard_headers: AtomicBool::new(false),
+        listening: AtomicBool::new(false),
+        stop: CancellationToken::new(),
+    };
+    UpstreamConn::new(params, Transport::Http(io))
+}
+
+impl HttpIo {
+    /// Called by the handshake once the protocol version is known.
+    pub(crate) fn set_protocol_version(&self, version: &str, standard_headers: bool) {
+        *self
+            .protocol_version
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = HeaderValue::from_str(version).ok();
+        self.standard_headers
+            .store(standard_headers, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_session(&self) -> bool {
+        self.session_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    fn headers(&self, accept: &str, method: &str, name: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "accept",
+            HeaderValue::from_static(if accept == ACCEPT_BOTH {
+                ACCEPT_BOTH
+            } else {
+                "text/event-stream"
+            }),
+        );
+        if let Some(v) = self
+            .session_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            h.insert("mcp-session-id", v);
+        }
+        if let Some(v) = self
+            .protocol_version
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            h.insert("mcp-protocol-version", v);
+        }
+        if self.standard_headers.load(Ordering::Relaxed) && !method.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(method) {
+                h.insert("mcp-method", v);
+            }
+            if let Some(v) = name.and_then(|n| HeaderValue::from_str(n).ok()) {
+                h.insert("mcp-name", v);
+            }
+        }
+        h
+    }
+
+    fn post(
+        &self,
+        body: Vec<u8>,
+        method: &str,
+        name: Option<&str>,
+        timeout: Duration,
+    ) -> EgressRequest {
+        let mut req = EgressRequest::new(Method::POST, self.url.clone());
+        req.headers = self.headers(ACCEPT_BOTH, method, name);
+        req.headers
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        req.body = body.into();
+        req.timeout = Some(timeout);
+        req
+    }
+
+    /// Sends a request; its answer arrives through [`UpstreamConn::dispatch`].
+    pub(crate) fn post_request(
+        &self,
+        conn: &Arc<UpstreamConn>,
+        id: u64,
+        body: Vec<u8>,
+        method: &str,
+        name: Option<&str>,
+    ) {
+        let req = self.post(body, method, name, conn.timeout());
+        let is_initialize = method == crate::mcp::INITIALIZE;
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let Transport::Http(io) = &conn.transport else {
+                return;
+            };
+            let outcome = tokio::select! {
+                r = io.client.send(req) => r,
+                () = io.stop.cancelled() => return,
+            };
+            let resp = match outcome {
+                Ok(resp) => resp,
+                Err(e) => {
+                    conn.fail_pending(
+                        id,
+                        UpstreamError::Unavailable {
+                            server: conn.server().to_owned(),
+                            reason: e.to_string(),
+                        },
+                    );
+                    return;
+                }
+            };
+            if is_initialize && let Some(sid) = resp.headers().get("mcp-session-id") {
+                *io.session_id.write().unwrap_or_else(|p| p.into_inner()) = Some(sid.clone());
+            }
+            io.read_response(&conn, id, resp).await;
+        });
+    }
+
+    async fn read_response(&self, conn: &Arc<UpstreamConn>, id: u64, resp: EgressResponse) {
+        let status = resp.status();
+        let max = conn.max_message_bytes();
+        if status == StatusCode::NOT_FOUND && self.has_session() {
+            conn.close("the upstream ended its session (HTTP 404)");
+            return;
+        }
+        if status == StatusCode::OK && is_event_stream(resp.headers()) {
+            let last = self.read_events(conn, Some(id), resp).await;
+            self.resume(conn, id, last).await;
+            return;
+        }
+        // JSON answer, or an HTTP error whose body may still be a JSON-RPC error for us.
+        let body = match resp.bytes_limited(max).await {
+            Ok(body) => body,
+            Err(e) => {
+                conn.fail_pending(id, protocol(conn, e.to_string()));
+                return;
+            }
+        };
+        match parse_message(
+            &body,
+            &Limits {
+                max_frame_bytes: max,
+                ..Limits::default()
+            },
+        ) {
+            Ok(msg) if msg.id.is_some() => conn.dispatch(msg, Some(id)),
+            _ if status.is_success() => conn.fail_pending(
+                id,
+                protocol(conn, format!("HTTP {status} without a JSON-RPC response")),
+            ),
+            _ => conn.fail_pending(
+                id,
+                UpstreamError::HttpStatus {
+                    server: conn.server().to_owned(),
+                    status: status.as_u16(),
+                },
+            ),
+        }
+    }
+
+    /// Reads an SSE body, dispatching each message; returns the last event id seen.
+    async fn read_events(
+        &self,
+        conn: &Arc<UpstreamConn>,
+        stream_of: Option<u64>,
+        resp: EgressResponse,
+    ) -> Option<String> {
+        let max = conn.max_message_bytes();
+        let limits = Limits {
+            max_frame_bytes: max,
+            ..Limits::default()
+        };
+        let mut decoder = SseDecoder::new(max);
+        let mut body = resp.into_stream();
+        loop {
+            let chunk = tokio::select! {
+                c = body.next() => c,
+                () = self.stop.cancelled() => return None,
+            };
+            let Some(Ok(chunk)) = chunk else { break };
+            let events = match decoder.push(&chunk) {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(server = conn.server(), error = %e, "bad SSE stream from upstream; closed");
+                    break;
+                }
+            };
+            for event in events {
+                if event.data.is_empty() {
+                    continue;
+                }
+                match parse_message(event.data.as_bytes(), &limits) {
+                    Ok(msg) => conn.dispatch(msg, stream_of),
+                    Err(e) => {
+                        tracing::warn!(server = conn.server(), error = %e, "upstream sent an invalid message on an SSE stream; skipped")
+                    }
+                }
+            }
+        }
+        decoder.last_event_id().map(str::to_owned)
+    }
+
+    /// A response stream ended before its response: resume it with `Last-Event-ID`, or fail.
+    async fn resume(&self, conn: &Arc<UpstreamConn>, id: u64, mut last: Option<String>) {
+        let mut attempts = 0;
+        while conn.is_pending(id) {
+            let Some(last_id) = last
+                .clone()
+                .filter(|_| attempts < MAX_RESUMES && self.has_session())
+            else {
+                conn.fail_pending(
+                    id,
+                    UpstreamError::Closed {
+                        server: conn.server().to_owned(),
+                        reason: "the response stream ended before the response".into(),
+                    },
+                );
+                return;
+            };
+            attempts += 1;
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempts))).await;
+            let mut req = EgressRequest::new(Method::GET, self.url.clone());
+            req.headers = self.headers("text/event-stream", "", None);
+            if let Ok(v) = HeaderValue::from_str(&last_id) {
+                req.headers.insert("last-event-id", v);
+            }
+            req.timeout = Some(conn.timeout());
+            match self.client.send(req).await {
+                Ok(resp) if resp.status() == StatusCode::OK && is_event_stream(resp.headers()) => {
+                    if let Some(newer) = self.read_events(conn, Some(id), resp).await {
+                        last = Some(newer);
+                    }
+                }
+                Ok(_) | Err(_) => {}
+            }
+        }
+    }
+
+    /// Sends a notification or a response; the upstream answers 202.
+    pub(crate) async fn post_message(
+        &self,
+        conn: &Arc<UpstreamConn>,
+        body: Vec<u8>,
+        method: &str,
+    ) -> Result<(), UpstreamError> {
+        let req = self.post(body, method, None, conn.timeout());
+        let resp = self
+            .client
+            .send(req)
+            .await
+            .map_err(|e| UpstreamError::Unavailable {
+                server: conn.server().to_owned(),
+                reason: e.to_string(),
+            })?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND && self.has_session() {
+            conn.close("the upstream ended its session (HTTP 404)");
+        }
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(protocol(
+                conn,
+                format!(
+                    "HTTP {status} for a {} message",
+                    if method.is_empty() {
+                        "response"
+                    } else {
+                        method
+                    }
+                ),
+            ))
+        }
+    }
+
+    /// Opens the server's standalone GET stream (once), reconnecting while the connection
+    /// lives. A server without one (405) is fine: it just never speaks first.
+    pub(crate) fn ensure_listening(&self, conn: &Arc<UpstreamConn>) {
+        if !self.has_session() || self.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(conn);
+        tokio::spawn(listen(weak));
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.stop.cancel();
+        let Some(sid) = self
+            .session_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut req = EgressRequest::new(Method::DELETE, self.url.clone());
+        req.headers.insert("mcp-session-id", sid);
+        if let Some(v) = self
+            .protocol_version
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            req.headers.insert("mcp-protocol-version", v);
+        }
+        req.timeout = Some(Duration::from_secs(2));
+        let client = self.client.clone();
+        rt.spawn(async move {
+            let _ = client.send(req).await;
+        });
+    }
+}
+
+async fn listen(conn: Weak<UpstreamConn>) {
+    let mut last: Option<String> = None;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let Some(c) = conn.upgrade() else { return };
+        if c.is_closed() {
+            return;
+        }
+        let Transport::Http(io) = &c.transport else {
+            return;
+        };
+        let mut req = EgressRequest::new(Method::GET, io.url.clone());
+        req.headers = io.headers("text/event-stream", "", None);
+        if let Some(v) = last.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+            req.headers.insert("last-event-id", v);
+        }
+        let outcome = tokio::select! {
+            r = io.client.send(req) => r,
+            () = io.stop.cancelled() => return,
+        };
+        match outcome {
+            Ok(resp) if resp.status() == StatusCode::OK && is_event_stream(resp.headers()) => {
+                delay = Duration::from_millis(250);
+                if let Some(newer) = io.read_events(&c, None, resp).await {
+                    last = Some(newer);
+                }
+            }
+            Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => return,
+            Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                c.close("the upstream ended its session (HTTP 404)");
+                return;
+            }
+            Ok(_) | Err(_) => delay = (delay * 2).min(Duration::from_secs(30)),
+        }
+        let stop = io.stop.clone();
+        drop(c);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        })
+}
+
+fn protocol(conn: &UpstreamConn, reason: String) -> UpstreamError {
+    UpstreamError::Protocol {
+        server: conn.server().to_owned(),
+        reason,
+    }
+}

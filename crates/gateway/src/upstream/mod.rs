@@ -1,0 +1,69 @@
+//! Upstream connectors: the gateway as an MCP *client* of each configured server.
+//!
+//! The gateway terminates the protocol on both sides. Towards an upstream it holds its own
+//! connection ([`UpstreamConn`]): it mints its own request ids (so ids of different sessions
+//! and upstreams never collide), runs its own handshake, and keeps its own upstream session.
+//! Nothing the downstream client chose — ids, session id, credentials — is passed through.
+//!
+//! - [`conn`]: the transport-independent client: pending requests, timeouts, cancellation,
+//!   routing of what the upstream sends on its own initiative.
+//! - [`stdio`]: a child process speaking newline-delimited JSON-RPC.
+//! - [`http`]: a Streamable HTTP server, reached through the egress client.
+//! - [`handshake`]: `initialize` (stateful era) or `server/discover` (2026-07-28).
+//! - [`slot`]: lazy start, and restart with backoff after a crash.
+
+pub mod catalog;
+pub mod conn;
+pub mod handshake;
+pub mod http;
+pub mod slot;
+pub mod stdio;
+
+use std::time::Duration;
+
+use portcullis_wire::{ErrorObject, codes};
+use serde_json::value::RawValue;
+
+pub use catalog::Catalog;
+pub use conn::{Origin, PendingCall, UpstreamConn, UpstreamListener};
+pub use handshake::{ClientCapsForUpstream, ServerIdentity};
+pub use slot::UpstreamSlot;
+
+/// What an upstream answered to one request: its `result` or its `error`, as raw JSON.
+#[derive(Debug)]
+pub enum Reply {
+    Result(Box<RawValue>),
+    Error(Box<RawValue>),
+}
+
+/// Why a request to an upstream got no answer from it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream {server:?} did not answer within {}ms", timeout.as_millis())]
+    Timeout { server: String, timeout: Duration },
+    #[error("upstream {server:?} is unavailable: {reason}")]
+    Unavailable { server: String, reason: String },
+    #[error("upstream {server:?} closed while the request was pending: {reason}")]
+    Closed { server: String, reason: String },
+    #[error("upstream {server:?} broke the protocol: {reason}")]
+    Protocol { server: String, reason: String },
+    #[error("upstream {server:?} answered HTTP {status}")]
+    HttpStatus { server: String, status: u16 },
+    #[error("the request was cancelled")]
+    Cancelled,
+}
+
+impl UpstreamError {
+    /// The JSON-RPC error a client gets in place of the upstream's answer.
+    pub fn to_error_object(&self) -> ErrorObject {
+        let code = match self {
+            UpstreamError::Timeout { .. } => codes::REQUEST_TIMEOUT,
+            UpstreamError::Cancelled => codes::INTERNAL_ERROR,
+            UpstreamError::Unavailable { .. }
+            | UpstreamError::Closed { .. }
+            | UpstreamError::Protocol { .. }
+            | UpstreamError::HttpStatus { .. } => codes::UPSTREAM_UNAVAILABLE,
+        };
+        ErrorObject::new(code, self.to_string())
+    }
+}
