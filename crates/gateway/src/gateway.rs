@@ -9,6 +9,8 @@ use portcullis_policy::Policy;
 
 use crate::config::{Config, Instances, Upstream};
 use crate::route::{Route, routes};
+use crate::session::ParkedCalls;
+use crate::upstream::handshake::Era;
 use crate::upstream::slot::UpstreamSpec;
 use crate::upstream::{ClientCapsForUpstream, UpstreamListener, UpstreamSlot};
 
@@ -25,10 +27,13 @@ pub struct Gateway {
     pub config: Arc<Config>,
     pub egress: EgressClient,
     specs: HashMap<String, Arc<UpstreamSpec>>,
-    /// One connection per server, shared by every session that may share it: servers with
-    /// `instances = "shared"`, and stateless (2026-07-28) clients, which have no session.
-    shared: HashMap<String, Arc<UpstreamSlot>>,
+    /// One connection per server and client era, shared by every session that may share
+    /// it: sessions of servers with `instances = "shared"` (stateful era), and stateless
+    /// (2026-07-28) clients, which have no session of their own.
+    shared: HashMap<(String, Era), Arc<UpstreamSlot>>,
     routes: HashMap<String, Arc<Route>>,
+    /// Calls waiting for a stateless client's input (see `session::mrtr`).
+    pub parked: ParkedCalls,
 }
 
 impl Gateway {
@@ -44,15 +49,16 @@ impl Gateway {
                     reason,
                 })?;
             let spec = Arc::new(spec);
-            shared.insert(
-                name.clone(),
-                Arc::new(UpstreamSlot::new(
+            for era in [Era::Legacy, Era::Modern] {
+                let slot = UpstreamSlot::new(
                     spec.clone(),
                     egress.clone(),
                     None,
                     ClientCapsForUpstream::shared(),
-                )),
-            );
+                    era,
+                );
+                shared.insert((name.clone(), era), Arc::new(slot));
+            }
             specs.insert(name.clone(), spec);
         }
         let routes = routes(&config)
@@ -65,6 +71,7 @@ impl Gateway {
             specs,
             shared,
             routes,
+            parked: ParkedCalls::default(),
         }))
     }
 
@@ -94,9 +101,10 @@ impl Gateway {
         server: &str,
         owner: Weak<dyn UpstreamListener>,
         caps: ClientCapsForUpstream,
+        era: Era,
     ) -> Option<Arc<UpstreamSlot>> {
         if self.is_shared(server) {
-            return self.shared_slot(server);
+            return self.shared_slot(server, Era::Legacy);
         }
         let spec = self.specs.get(server)?.clone();
         Some(Arc::new(UpstreamSlot::new(
@@ -104,12 +112,13 @@ impl Gateway {
             self.egress.clone(),
             Some(owner),
             caps,
+            era,
         )))
     }
 
-    /// The connection shared by all sessions (and used by stateless clients).
-    pub fn shared_slot(&self, server: &str) -> Option<Arc<UpstreamSlot>> {
-        self.shared.get(server).cloned()
+    /// The connection shared by the sessions of clients of one era.
+    pub fn shared_slot(&self, server: &str, era: Era) -> Option<Arc<UpstreamSlot>> {
+        self.shared.get(&(server.to_owned(), era)).cloned()
     }
 
     /// Stops every shared connection (child processes included).

@@ -20,5 +20,6 @@ pub mod logging;
 pub mod mcp;
 pub mod route;
 pub mod session;
+pub mod standard_headers;
 pub mod transport;
 pub mod upstream;

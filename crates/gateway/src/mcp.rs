@@ -39,6 +39,13 @@ pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+/// The per-request envelope of the 2026-07-28 protocol.
+pub const ENVELOPE_META_KEYS: [&str; 4] = [
+    META_PROTOCOL_VERSION,
+    META_CLIENT_CAPABILITIES,
+    META_CLIENT_INFO,
+    META_LOG_LEVEL,
+];
 
 /// The gateway's own name and version, as it introduces itself to upstreams.
 pub const GATEWAY_NAME: &str = "portcullis";

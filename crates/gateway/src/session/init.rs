@@ -156,7 +156,10 @@ impl Session {
                     "supportedVersions".into(),
                     json!([ProtocolVersion::V2026_07_28.as_str()]),
                 );
-                out.insert("capabilities".into(), Value::Object(capabilities));
+                out.insert(
+                    "capabilities".into(),
+                    Value::Object(stateless_capabilities(capabilities)),
+                );
                 out.insert(
                     "_meta".into(),
                     json!({ mcp::META_SERVER_INFO: server_info }),
@@ -208,6 +211,19 @@ impl Session {
         }
         out
     }
+}
+
+/// What a 2026-07-28 client may rely on. Change notifications and resource subscriptions
+/// travel on `subscriptions/listen` in that protocol, which the gateway does not relay yet:
+/// so it does not announce them.
+fn stateless_capabilities(mut caps: Map<String, Value>) -> Map<String, Value> {
+    for kind in ["tools", "prompts", "resources"] {
+        if let Some(Value::Object(c)) = caps.get_mut(kind) {
+            c.remove("listChanged");
+            c.remove("subscribe");
+        }
+    }
+    caps
 }
 
 /// Adds one server's capability object: flags are or-ed, other members kept from the first.

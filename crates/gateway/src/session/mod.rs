@@ -10,6 +10,7 @@
 
 mod init;
 mod lists;
+mod mrtr;
 pub mod outbound;
 mod relay;
 
@@ -23,11 +24,13 @@ use portcullis_wire::{Envelope, ErrorObject, Id, Kind, ProtocolVersion, codes};
 use serde_json::{Map, Value};
 
 pub use init::InitOutcome;
+pub use mrtr::ParkedCalls;
 pub use outbound::Outbound;
 
 use crate::gateway::Gateway;
 use crate::mcp;
 use crate::route::Route;
+use crate::upstream::handshake::Era;
 use crate::upstream::{ClientCapsForUpstream, Reply, UpstreamConn, UpstreamListener, UpstreamSlot};
 
 /// How the client reached the gateway; recorded with every decision.
@@ -70,6 +73,8 @@ struct SessionState {
     client_caps: Map<String, Value>,
     inbound: HashMap<i64, InboundRequest>,
     inflight: HashMap<Id, InflightRequest>,
+    /// Stateless clients' requests that may be asked for input, by request id.
+    inputs: HashMap<Id, mrtr::InputChannel>,
 }
 
 /// What became of one message from the client.
@@ -124,7 +129,13 @@ pub(crate) struct SessionParams {
 
 impl Session {
     pub(crate) fn new(p: SessionParams) -> Arc<Session> {
-        let caps = ClientCapsForUpstream::from_client(&p.client_caps);
+        // A stateless client declares its capabilities per request (checked when the upstream
+        // asks, see `mrtr`); its upstream may ask for anything the gateway can relay.
+        let caps = if p.modern {
+            ClientCapsForUpstream::shared()
+        } else {
+            ClientCapsForUpstream::from_client(&p.client_caps)
+        };
         Arc::new_cyclic(|weak: &Weak<Session>| {
             let owner: Weak<dyn UpstreamListener> = weak.clone();
             let members = p
@@ -132,11 +143,12 @@ impl Session {
                 .members
                 .iter()
                 .filter_map(|server| {
+                    let era = if p.modern { Era::Modern } else { Era::Legacy };
                     let slot = if p.shared_upstreams {
-                        p.gateway.shared_slot(server)?
+                        p.gateway.shared_slot(server, era)?
                     } else {
                         p.gateway
-                            .slot_for_session(server, owner.clone(), caps.clone())?
+                            .slot_for_session(server, owner.clone(), caps.clone(), era)?
                     };
                     Some(Member {
                         server: server.clone(),
@@ -209,6 +221,16 @@ impl Session {
         self.weak.clone()
     }
 
+    /// Asks every started upstream to deliver its unsolicited messages (see
+    /// [`UpstreamConn::ensure_listening`]): called when the client can receive them.
+    pub fn listen_upstreams(&self) {
+        for member in &self.members {
+            if let Some(conn) = member.slot.current() {
+                conn.ensure_listening();
+            }
+        }
+    }
+
     /// Handles one message from the client.
     pub async fn handle(self: &Arc<Self>, msg: Envelope) -> Handled {
         self.touch();
@@ -240,6 +262,17 @@ impl Session {
         self.lock().inflight.remove(id);
     }
 
+    /// Cancels one of this session's own requests that is in flight upstream (any other id
+    /// is ignored: a client can only ever cancel its own work).
+    pub async fn cancel_inflight(&self, id: &Id, reason: &str) {
+        let inflight = self.lock().inflight.remove(id);
+        if let Some(r) = inflight
+            && let Some(conn) = r.conn.upgrade()
+        {
+            conn.cancel(r.upstream_id, reason).await;
+        }
+    }
+
     async fn handle_notification(self: &Arc<Self>, msg: Envelope) {
         let method = msg.method().unwrap_or_default();
         match method {
@@ -254,13 +287,8 @@ impl Session {
                 let Ok(Some(c)) = msg.params_as::<Cancelled>() else {
                     return;
                 };
-                let inflight = self.lock().inflight.remove(&c.request_id);
-                if let Some(r) = inflight
-                    && let Some(conn) = r.conn.upgrade()
-                {
-                    let reason = c.reason.unwrap_or_else(|| "cancelled by the client".into());
-                    conn.cancel(r.upstream_id, &reason).await;
-                }
+                let reason = c.reason.unwrap_or_else(|| "cancelled by the client".into());
+                self.cancel_inflight(&c.request_id, &reason).await;
             }
             mcp::NOTIFICATION_ROOTS_LIST_CHANGED | mcp::NOTIFICATION_PROGRESS => {
                 for m in &self.members {
@@ -355,7 +383,19 @@ impl Session {
             refuse(format!("the gateway does not relay {method} requests"));
             return;
         };
-        if self.modern || !self.client_has(capability) {
+        if self.modern {
+            let request = mrtr::InputRequest {
+                conn: conn.clone(),
+                upstream_id: upstream_id.clone(),
+                method,
+                params: msg.params,
+            };
+            if let Err(why) = self.route_input_request(request, related, capability) {
+                refuse(why);
+            }
+            return;
+        }
+        if !self.client_has(capability) {
             refuse(format!(
                 "the client did not declare the {capability:?} capability"
             ));

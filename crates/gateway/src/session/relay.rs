@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use portcullis_policy::{Effect, Kind, Target};
-use portcullis_wire::{Envelope, ErrorObject, Id, codes};
+use portcullis_wire::{Envelope, ErrorObject, Id, ProtocolVersion, codes};
 use serde_json::value::RawValue;
 
 use super::Session;
@@ -43,6 +43,26 @@ pub(super) fn unknown(kind: Kind, name: &str) -> ErrorObject {
     }
 }
 
+/// Whether an upstream error says that `uri` does not exist: -32002, or the -32602 with
+/// `data.uri` that 2026-07-28 servers answer instead (SEP-2164).
+fn is_not_found(error: &RawValue, uri: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct View {
+        code: i64,
+        data: Option<serde_json::Value>,
+    }
+    let Ok(e) = serde_json::from_str::<View>(error.get()) else {
+        return false;
+    };
+    let names_uri = e
+        .data
+        .as_ref()
+        .and_then(|d| d.get("uri"))
+        .and_then(|u| u.as_str())
+        == Some(uri);
+    e.code == codes::RESOURCE_NOT_FOUND || (e.code == codes::INVALID_PARAMS && names_uri)
+}
+
 fn invalid_params(msg: impl Into<String>) -> ErrorObject {
     ErrorObject::new(codes::INVALID_PARAMS, msg.into())
 }
@@ -52,6 +72,27 @@ impl Session {
         let id = msg.id.clone()?;
         let method = msg.method().unwrap_or_default().to_owned();
         let params = msg.params;
+        let version = self
+            .version()
+            .unwrap_or(ProtocolVersion::LATEST_WITH_INITIALIZE);
+        if !portcullis_wire::method::lookup_in(&method, version)
+            .is_some_and(|m| m.direction.from_client())
+        {
+            // Also what a client gets for a method its own protocol version does not have
+            // (e.g. `ping` or `resources/subscribe` in 2026-07-28).
+            let err = ErrorObject::new(
+                codes::METHOD_NOT_FOUND,
+                format!("Method not found: {method}"),
+            );
+            return Some(Envelope::error_response(Some(id), &err));
+        }
+        if self.modern
+            && super::mrtr::may_require_input(&method)
+            && let Some(token) = super::mrtr::our_token(params.as_deref())
+        {
+            let outcome = self.resume(&id, &method, params.as_deref(), &token).await;
+            return self.finish(id, &method, outcome);
+        }
         let outcome = match method.as_str() {
             mcp::INITIALIZE => Outcome::Error(ErrorObject::new(
                 codes::INVALID_REQUEST,
@@ -77,12 +118,66 @@ impl Session {
                 )),
             },
         };
+        self.finish(id, &method, outcome)
+    }
+
+    /// The response to a request, its result fitted to the client's era.
+    fn finish(&self, id: Id, method: &str, outcome: Outcome) -> Option<Envelope> {
+        let outcome = match outcome {
+            Outcome::Reply(Reply::Result(r)) => match self.adapt_result(method, r) {
+                Ok(r) => Outcome::Reply(Reply::Result(r)),
+                Err(e) => Outcome::Error(e),
+            },
+            other => other,
+        };
         match outcome {
             Outcome::Reply(Reply::Result(r)) => Some(Envelope::response(id, r)),
             Outcome::Reply(Reply::Error(e)) => Some(raw_error_envelope(id, e)),
             Outcome::Error(e) => Some(Envelope::error_response(Some(id), &e)),
             Outcome::Cancelled => None,
         }
+    }
+
+    /// Fits a result to the client's protocol era. A 2026-07-28 client gets `resultType`
+    /// on every result and cache hints on cacheable ones — always `private`, because what
+    /// the gateway returns is filtered for this principal. A stateful client cannot carry a
+    /// 2026-07-28 `input_required` result (an older client would read it as an empty
+    /// success), so it gets an error that says so instead.
+    fn adapt_result(
+        &self,
+        method: &str,
+        result: Box<RawValue>,
+    ) -> Result<Box<RawValue>, ErrorObject> {
+        let mentions_type =
+            memchr::memmem::find(result.get().as_bytes(), b"\"resultType\"").is_some();
+        if !self.modern && !mentions_type {
+            return Ok(result);
+        }
+        let Ok(mut obj) = RawObject::parse(&result) else {
+            return Ok(result);
+        };
+        let result_type = obj.get_str("resultType");
+        if !self.modern {
+            if result_type.as_deref() == Some("input_required") {
+                return Err(ErrorObject::new(
+                    codes::INTERNAL_ERROR,
+                    "the upstream needs more input from the client (a 2026-07-28 input_required result), which this client's protocol version cannot carry",
+                ));
+            }
+            return Ok(result);
+        }
+        if result_type.is_none() {
+            obj.set_str("resultType", "complete");
+        }
+        let cacheable = ListKind::from_method(method).is_some()
+            || matches!(method, mcp::RESOURCES_READ | mcp::SERVER_DISCOVER);
+        if cacheable && result_type.as_deref().is_none_or(|t| t == "complete") {
+            if obj.get("ttlMs").is_none() {
+                obj.set("ttlMs", mcp::raw(&serde_json::json!(0)));
+            }
+            obj.set_str("cacheScope", "private");
+        }
+        Ok(obj.to_raw())
     }
 
     /// Decides, and logs the decision.
@@ -105,7 +200,7 @@ impl Session {
     }
 
     /// The live connection to `server`, started if needed.
-    pub(super) async fn conn(&self, server: &str) -> Result<Arc<UpstreamConn>, ErrorObject> {
+    pub(crate) async fn conn(&self, server: &str) -> Result<Arc<UpstreamConn>, ErrorObject> {
         let member = self.member(server).ok_or_else(|| {
             ErrorObject::new(
                 codes::INTERNAL_ERROR,
@@ -129,10 +224,28 @@ impl Session {
             listener: self.listener(),
             downstream_id: Some(id.clone()),
         };
+        // What a stateless round of this call is identified by (see `mrtr`).
+        let (params_for_caps, identity) = if self.modern && super::mrtr::may_require_input(method) {
+            (
+                params.clone(),
+                super::mrtr::call_identity(params.as_deref()),
+            )
+        } else {
+            (None, serde_json::Value::Null)
+        };
         let call = match conn.start_request(method, params, Some(origin)).await {
             Ok(call) => call,
             Err(e) => return Outcome::Error(e.to_error_object()),
         };
+        if self.modern && super::mrtr::may_require_input(method) {
+            // The upstream may ask this stateless client for input mid-call.
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let caps = super::mrtr::request_caps(params_for_caps.as_deref());
+            self.lock()
+                .inputs
+                .insert(id.clone(), super::mrtr::InputChannel { tx, caps });
+            return self.await_with_inputs(id, call, rx, method, identity).await;
+        }
         self.begin_inflight(id, conn, call.upstream_id());
         let out = call.wait().await;
         self.end_inflight(id);
@@ -230,7 +343,14 @@ impl Session {
         } else {
             params
         };
-        self.forward(id, &conn, method, params).await
+        match self.forward(id, &conn, method, params).await {
+            // The upstream's own "not found" (worded its own way) would tell a URI that does
+            // not exist from one the policy hides: answer both with the gateway's error.
+            Outcome::Reply(Reply::Error(e)) if is_not_found(&e, &upstream_uri) => {
+                unknown(Kind::Resource, &uri).into()
+            }
+            other => other,
+        }
     }
 
     /// `completion/complete`: completes an argument of a prompt or a resource template, so

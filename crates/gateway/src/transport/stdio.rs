@@ -63,6 +63,7 @@ where
     };
 
     let mut session: Option<Arc<Session>> = None;
+    let inflight = InFlight::default();
     let mut lines = LineReader::new(input, max);
     loop {
         let frame = match lines.next_line().await {
@@ -102,7 +103,11 @@ where
             }
             Frame::Batch(msgs) => {
                 if let Some(s) = session.clone() {
-                    tokio::spawn(handle_batch(s, msgs, tx.clone()));
+                    let msgs = msgs
+                        .into_iter()
+                        .map(|m| inflight.claim(&m).map(|()| m))
+                        .collect();
+                    tokio::spawn(handle_batch(s, msgs, tx.clone(), inflight.clone()));
                 }
                 continue;
             }
@@ -110,11 +115,14 @@ where
 
         let Some(current) = session.clone() else {
             // Before a session exists: initialize (stateful), or any request of a
-            // 2026-07-28 client (stateless), or ping.
-            match era::classify(&msg) {
+            // 2026-07-28 client (stateless: the first request locks the era), or ping.
+            match era::classify(&msg, None) {
                 ClientEra::Initialize => match Session::initialize(params(false), &msg).await {
                     Ok(outcome) => {
                         let _ = tx.send(outcome.response.to_bytes());
+                        // A desktop host stays connected: let unsolicited upstream messages
+                        // (list changes, resource updates) reach it.
+                        outcome.session.listen_upstreams();
                         session = Some(outcome.session);
                     }
                     Err(response) => {
@@ -122,15 +130,18 @@ where
                     }
                 },
                 ClientEra::Modern => {
+                    if let Err(err) = check_modern(&msg) {
+                        reply_error(&tx, &msg, &err);
+                        continue;
+                    }
                     let s = Session::new(params(true));
                     s.set_version(portcullis_wire::ProtocolVersion::V2026_07_28);
                     session = Some(s.clone());
-                    tokio::spawn(handle_one(s, msg, tx.clone()));
-                }
-                ClientEra::Invalid(err) => {
-                    if msg.id.is_some() {
-                        let _ = tx.send(Envelope::error_response(msg.id.clone(), &err).to_bytes());
+                    if let Err(refusal) = inflight.claim(&msg) {
+                        let _ = tx.send(refusal.to_bytes());
+                        continue;
                     }
+                    tokio::spawn(handle_one(s, msg, tx.clone(), inflight.clone()));
                 }
                 ClientEra::Legacy if msg.method() == Some(mcp::PING) => {
                     if let Some(id) = msg.id.clone() {
@@ -138,26 +149,26 @@ where
                     }
                 }
                 ClientEra::Legacy => {
-                    if msg.id.is_some() {
-                        let err = ErrorObject::new(
-                            codes::INVALID_REQUEST,
-                            "the session is not initialized: send initialize first",
-                        );
-                        let _ = tx.send(Envelope::error_response(msg.id.clone(), &err).to_bytes());
-                    }
+                    let err = ErrorObject::new(
+                        codes::INVALID_REQUEST,
+                        "the session is not initialized: send initialize first",
+                    );
+                    reply_error(&tx, &msg, &err);
                 }
             }
             continue;
         };
         if current.modern
-            && let ClientEra::Invalid(err) = era::classify(&msg)
+            && let Err(err) = check_modern(&msg)
         {
-            if msg.id.is_some() {
-                let _ = tx.send(Envelope::error_response(msg.id.clone(), &err).to_bytes());
-            }
+            reply_error(&tx, &msg, &err);
             continue;
         }
-        tokio::spawn(handle_one(current, msg, tx.clone()));
+        if let Err(refusal) = inflight.claim(&msg) {
+            let _ = tx.send(refusal.to_bytes());
+            continue;
+        }
+        tokio::spawn(handle_one(current, msg, tx.clone(), inflight.clone()));
     }
 
     if let Some(s) = session {
@@ -168,8 +179,55 @@ where
     Ok(())
 }
 
-async fn handle_one(session: Arc<Session>, msg: Envelope, tx: mpsc::UnboundedSender<Vec<u8>>) {
-    match session.handle(msg).await {
+/// The ids of the host's requests still being handled. JSON-RPC forbids reusing an id while
+/// its request is in flight: both answers would carry the same id, and a cancellation could
+/// name only one of them. A duplicate is refused, as over HTTP.
+#[derive(Clone, Default)]
+struct InFlight(Arc<std::sync::Mutex<std::collections::HashSet<portcullis_wire::Id>>>);
+
+impl InFlight {
+    fn ids(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<portcullis_wire::Id>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims the id of a request (anything else passes); Err is the refusal to send.
+    fn claim(&self, msg: &Envelope) -> Result<(), Envelope> {
+        let Some(id) = request_id(msg) else {
+            return Ok(());
+        };
+        if self.ids().insert(id.clone()) {
+            return Ok(());
+        }
+        let err = ErrorObject::new(
+            codes::INVALID_REQUEST,
+            format!("request id {id} is already in use in this session"),
+        );
+        Err(Envelope::error_response(Some(id.clone()), &err))
+    }
+
+    fn release(&self, id: Option<portcullis_wire::Id>) {
+        if let Some(id) = id {
+            self.ids().remove(&id);
+        }
+    }
+}
+
+fn request_id(msg: &Envelope) -> Option<&portcullis_wire::Id> {
+    (msg.kind() == portcullis_wire::Kind::Request)
+        .then_some(msg.id.as_ref())
+        .flatten()
+}
+
+async fn handle_one(
+    session: Arc<Session>,
+    msg: Envelope,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    inflight: InFlight,
+) {
+    let id = request_id(&msg).cloned();
+    let handled = session.handle(msg).await;
+    inflight.release(id);
+    match handled {
         Handled::Response(response) => {
             let _ = tx.send(response.to_bytes());
         }
@@ -181,15 +239,28 @@ async fn handle_one(session: Arc<Session>, msg: Envelope, tx: mpsc::UnboundedSen
 }
 
 /// A JSON-RPC batch (protocol 2025-03-26 and earlier): every member is handled, and the
-/// answers to its requests go back as one array.
+/// answers to its requests go back as one array. A member refused before it ran (`Err`: its
+/// request id is already in flight) is answered with that refusal.
 async fn handle_batch(
     session: Arc<Session>,
-    msgs: Vec<Envelope>,
+    msgs: Vec<Result<Envelope, Envelope>>,
     tx: mpsc::UnboundedSender<Vec<u8>>,
+    inflight: InFlight,
 ) {
     let outcomes = join_all(msgs.into_iter().map(|m| {
         let s = session.clone();
-        async move { s.handle(m).await }
+        let inflight = inflight.clone();
+        async move {
+            match m {
+                Ok(m) => {
+                    let id = request_id(&m).cloned();
+                    let handled = s.handle(m).await;
+                    inflight.release(id);
+                    handled
+                }
+                Err(refusal) => Handled::Response(refusal),
+            }
+        }
     }))
     .await;
     let mut out = b"[".to_vec();
@@ -206,6 +277,19 @@ async fn handle_batch(
     out.push(b']');
     if !first {
         let _ = tx.send(out);
+    }
+}
+
+/// The checks of a 2026-07-28 request over stdio: its `_meta` envelope, then its version.
+fn check_modern(msg: &Envelope) -> Result<(), ErrorObject> {
+    let declared = era::check_envelope(msg)?;
+    era::check_version(declared.as_deref())
+}
+
+/// Answers a request with an error (a notification gets nothing back).
+fn reply_error(tx: &mpsc::UnboundedSender<Vec<u8>>, msg: &Envelope, err: &ErrorObject) {
+    if msg.kind() == portcullis_wire::Kind::Request {
+        let _ = tx.send(Envelope::error_response(msg.id.clone(), err).to_bytes());
     }
 }
 

@@ -44,6 +44,13 @@ pub struct Origin {
     pub downstream_id: Option<Id>,
 }
 
+/// Headers of the 2026-07-28 protocol that mirror a request's body (HTTP upstreams only).
+#[derive(Debug, Default)]
+pub(crate) struct Routing {
+    pub name: Option<String>,
+    pub params: Vec<(String, String)>,
+}
+
 pub(crate) enum Transport {
     Stdio(StdioIo),
     Http(HttpIo),
@@ -99,6 +106,23 @@ impl PendingCall {
 
     pub fn conn(&self) -> &Arc<UpstreamConn> {
         &self.conn
+    }
+
+    /// Waits like [`PendingCall::wait`] but never sends a cancellation: `initialize` and
+    /// `server/discover` must not be cancelled (the lifecycle forbids it).
+    pub async fn wait_quietly(self) -> Result<Reply, UpstreamError> {
+        let timeout = self.conn.timeout;
+        match tokio::time::timeout(timeout, self.rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(UpstreamError::Cancelled),
+            Err(_) => {
+                self.conn.forget(self.id);
+                Err(UpstreamError::Timeout {
+                    server: self.conn.server.to_string(),
+                    timeout,
+                })
+            }
+        }
     }
 
     /// Waits for the answer within the connection's timeout. On timeout the upstream is told
@@ -206,10 +230,10 @@ impl UpstreamConn {
     ) -> Result<PendingCall, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (params, progress) = self.prepare_params(id, method, params)?;
-        let name = if self.era() == Era::Modern {
-            standard_name(method, params.as_deref())
+        let routing = if self.era() == Era::Modern {
+            self.routing(method, params.as_deref())
         } else {
-            None
+            Routing::default()
         };
         let envelope = Envelope::request(Id::Num(id as i64), method, params);
         let (tx, rx) = oneshot::channel();
@@ -234,7 +258,7 @@ impl UpstreamConn {
             );
         }
         let bytes = envelope.to_bytes();
-        if let Err(e) = self.send_request(id, bytes, method, name.as_deref()).await {
+        if let Err(e) = self.send_request(id, bytes, method, &routing).await {
             self.forget(id);
             return Err(e);
         }
@@ -255,6 +279,20 @@ impl UpstreamConn {
         self.start_request(method, params, origin)
             .await?
             .wait()
+            .await
+    }
+
+    /// Sends a request that must never be cancelled (`initialize`, `server/discover`) and
+    /// waits for its answer.
+    pub async fn request_quietly(
+        self: &Arc<Self>,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        origin: Option<Origin>,
+    ) -> Result<Reply, UpstreamError> {
+        self.start_request(method, params, origin)
+            .await?
+            .wait_quietly()
             .await
     }
 
@@ -391,15 +429,38 @@ impl UpstreamConn {
         id: u64,
         bytes: Vec<u8>,
         method: &str,
-        name: Option<&str>,
+        routing: &Routing,
     ) -> Result<(), UpstreamError> {
         match &self.transport {
             Transport::Stdio(io) => io.send(self, &bytes).await,
             Transport::Http(io) => {
-                io.post_request(self, id, bytes, method, name);
+                io.post_request(self, id, bytes, method, routing);
                 Ok(())
             }
         }
+    }
+
+    /// The 2026-07-28 headers that mirror a request's body: `Mcp-Name`, and `Mcp-Param-*`
+    /// for the arguments the tool's schema (from the cached list) marks with `x-mcp-header`.
+    fn routing(&self, method: &str, params: Option<&RawValue>) -> Routing {
+        let name = standard_name(method, params);
+        let mut routing = Routing {
+            name: name.clone(),
+            params: Vec::new(),
+        };
+        if method == methods::TOOLS_CALL
+            && let Some(name) = name
+            && let Some(tools) = self.catalog.cached(super::catalog::ListKind::Tools)
+            && let Some(tool) = tools.get(&name)
+            && let Ok(tool) = serde_json::from_str::<Value>(tool.get())
+        {
+            let arguments = params
+                .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                .and_then(|p| p.get("arguments").cloned());
+            let schema = tool.get("inputSchema").cloned().unwrap_or_default();
+            routing.params = crate::standard_headers::params_for(&schema, arguments.as_ref());
+        }
+        routing
     }
 
     /// Rewrites what must be rewritten before a request leaves: the progress token on a
@@ -426,8 +487,24 @@ impl UpstreamConn {
                 progress = Some((token.to_string(), None));
             }
         }
-        if self.era() == Era::Modern && method != methods::SERVER_DISCOVER {
-            params = self.with_modern_meta(params)?;
+        if self.era() == Era::Modern {
+            if method != methods::SERVER_DISCOVER {
+                params = self.with_modern_meta(params)?;
+            }
+        } else if self.identity.get().is_some()
+            && params.as_deref().is_some_and(|p| {
+                memchr::memmem::find(p.get().as_bytes(), b"io.modelcontextprotocol/").is_some()
+            })
+        {
+            // A 2026-07-28 client's per-request envelope means nothing in a stateful upstream
+            // session, and would contradict the version that session negotiated.
+            params = Some(self.edit_params(params, |obj| {
+                if let Some(Value::Object(meta)) = obj.get_mut("_meta") {
+                    for key in methods::ENVELOPE_META_KEYS {
+                        meta.remove(key);
+                    }
+                }
+            })?);
         }
         Ok((params, progress))
     }
@@ -443,7 +520,14 @@ impl UpstreamConn {
         Ok(Some(self.edit_params(params, |obj| {
             let m = meta_mut(obj);
             for (k, v) in &meta {
-                m.insert(k.clone(), v.clone());
+                // What the client itself declared for this request (its capabilities, its
+                // log level) still holds: a stateless upstream must not ask it for input
+                // it cannot give. The version and the client identity are the gateway's.
+                let client_owned =
+                    k == methods::META_CLIENT_CAPABILITIES || k == methods::META_LOG_LEVEL;
+                if !(client_owned && m.contains_key(k)) {
+                    m.insert(k.clone(), v.clone());
+                }
             }
         })?))
     }
@@ -494,7 +578,14 @@ impl UpstreamConn {
             Some(p)
         });
         let Some(pending) = pending else {
-            tracing::warn!(server = %self.server, id = ?msg.id, "upstream sent a response with an id nobody asked for; dropped");
+            let issued = id.is_some_and(|id| id < self.next_id.load(Ordering::Relaxed));
+            if issued {
+                // A request the gateway already gave up on (cancelled, timed out): servers
+                // may still answer it, and the answer has nowhere to go.
+                tracing::debug!(server = %self.server, id = ?msg.id, "late answer to a finished request; dropped");
+            } else {
+                tracing::warn!(server = %self.server, id = ?msg.id, "upstream sent a response with an id nobody asked for; dropped");
+            }
             return;
         };
         let reply = match (msg.result, msg.error) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use portcullis_wire::ProtocolVersion;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::conn::Transport;
@@ -18,7 +19,7 @@ use crate::config::UpstreamProtocol;
 use crate::mcp;
 
 /// Which family of the protocol a connection speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Era {
     /// 2024-11-05 … 2025-11-25: `initialize`, sessions, server→client requests.
     Legacy,
@@ -97,18 +98,34 @@ struct DiscoverResult {
     meta: Map<String, Value>,
 }
 
-/// Runs the handshake and records the upstream's identity on the connection.
+/// Runs the handshake and records the upstream's identity on the connection. With
+/// `protocol = "auto"` the era the client speaks is tried first (`prefer`), then the other:
+/// a stateless client is best served by a stateless upstream (its `input_required` results
+/// and per-request capabilities pass straight through), a stateful client by a stateful one
+/// (server→client requests are relayed as they are).
 pub async fn handshake(
     conn: &Arc<UpstreamConn>,
     protocol: UpstreamProtocol,
     caps: &ClientCapsForUpstream,
+    prefer: Era,
 ) -> Result<(), UpstreamError> {
-    match protocol {
+    let result = match protocol {
         UpstreamProtocol::Fixed(v) if !v.has_initialize() => discover(conn, caps).await,
-        UpstreamProtocol::Fixed(v) => initialize(conn, v, caps).await.map_err(Refusal::into_error),
+        UpstreamProtocol::Fixed(v) => initialize(conn, v, caps).await,
+        UpstreamProtocol::Auto if prefer == Era::Modern => match discover(conn, caps).await {
+            Err(Refusal::Refused(why)) => {
+                tracing::info!(
+                    server = conn.server(),
+                    why,
+                    "upstream refused server/discover; trying initialize"
+                );
+                reset_version_header(conn);
+                initialize(conn, ProtocolVersion::LATEST_WITH_INITIALIZE, caps).await
+            }
+            other => other,
+        },
         UpstreamProtocol::Auto => {
             match initialize(conn, ProtocolVersion::LATEST_WITH_INITIALIZE, caps).await {
-                Ok(()) => Ok(()),
                 Err(Refusal::Refused(why)) => {
                     tracing::info!(
                         server = conn.server(),
@@ -117,9 +134,29 @@ pub async fn handshake(
                     );
                     discover(conn, caps).await
                 }
-                Err(Refusal::Failed(e)) => Err(e),
+                other => other,
             }
         }
+    };
+    result.map_err(|r| r.into_error(conn.server()))
+}
+
+fn reset_version_header(conn: &UpstreamConn) {
+    if let Transport::Http(io) = &conn.transport {
+        io.clear_protocol_version();
+    }
+}
+
+/// Sorts a failed handshake request: a live server refusing (worth trying the other era), or
+/// a failure of the transport.
+fn refusal(method: &str, reply: Result<Reply, UpstreamError>) -> Result<Box<RawValue>, Refusal> {
+    match reply {
+        Ok(Reply::Result(r)) => Ok(r),
+        Ok(Reply::Error(e)) => Err(Refusal::Refused(format!("{method} answered {}", e.get()))),
+        Err(UpstreamError::HttpStatus { status, .. }) if (400..500).contains(&status) => {
+            Err(Refusal::Refused(format!("{method} answered HTTP {status}")))
+        }
+        Err(e) => Err(Refusal::Failed(e)),
     }
 }
 
@@ -131,10 +168,10 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn into_error(self) -> UpstreamError {
+    fn into_error(self, server: &str) -> UpstreamError {
         match self {
             Refusal::Refused(reason) => UpstreamError::Protocol {
-                server: String::new(),
+                server: server.to_owned(),
                 reason,
             },
             Refusal::Failed(e) => e,
@@ -158,20 +195,9 @@ async fn initialize(
         "clientInfo": client_info(),
     });
     let reply = conn
-        .request(mcp::INITIALIZE, Some(mcp::raw(&params)), None)
+        .request_quietly(mcp::INITIALIZE, Some(mcp::raw(&params)), None)
         .await;
-    let result = match reply {
-        Ok(Reply::Result(r)) => r,
-        Ok(Reply::Error(e)) => {
-            return Err(Refusal::Refused(format!("initialize answered {}", e.get())));
-        }
-        Err(UpstreamError::HttpStatus { status, .. }) if (400..500).contains(&status) => {
-            return Err(Refusal::Refused(format!(
-                "initialize answered HTTP {status}"
-            )));
-        }
-        Err(e) => return Err(Refusal::Failed(e)),
-    };
+    let result = refusal(mcp::INITIALIZE, reply)?;
     let init: InitializeResult = serde_json::from_str(result.get()).map_err(|e| {
         Refusal::Failed(UpstreamError::Protocol {
             server: server.clone(),
@@ -209,10 +235,7 @@ async fn initialize(
     Ok(())
 }
 
-async fn discover(
-    conn: &Arc<UpstreamConn>,
-    caps: &ClientCapsForUpstream,
-) -> Result<(), UpstreamError> {
+async fn discover(conn: &Arc<UpstreamConn>, caps: &ClientCapsForUpstream) -> Result<(), Refusal> {
     let server = conn.server().to_owned();
     let version = ProtocolVersion::V2026_07_28;
     let mut meta = Map::new();
@@ -226,35 +249,24 @@ async fn discover(
         io.set_protocol_version(version.as_str(), true);
     }
     let params = json!({ "_meta": meta });
-    let result = match conn
-        .request(mcp::SERVER_DISCOVER, Some(mcp::raw(&params)), None)
-        .await?
-    {
-        Reply::Result(r) => r,
-        Reply::Error(e) => {
-            return Err(UpstreamError::Protocol {
-                server,
-                reason: format!("server/discover answered {}", e.get()),
-            });
-        }
+    let reply = conn
+        .request_quietly(mcp::SERVER_DISCOVER, Some(mcp::raw(&params)), None)
+        .await;
+    let result = refusal(mcp::SERVER_DISCOVER, reply)?;
+    let Ok(found) = serde_json::from_str::<DiscoverResult>(result.get()) else {
+        return Err(Refusal::Refused(
+            "server/discover answered something that is not a discover result".into(),
+        ));
     };
-    let found: DiscoverResult =
-        serde_json::from_str(result.get()).map_err(|e| UpstreamError::Protocol {
-            server: server.clone(),
-            reason: format!("bad server/discover result: {e}"),
-        })?;
     if !found
         .supported_versions
         .iter()
         .any(|v| v == version.as_str())
     {
-        return Err(UpstreamError::Protocol {
-            server,
-            reason: format!(
-                "upstream supports {:?}; the gateway speaks none of them",
-                found.supported_versions
-            ),
-        });
+        return Err(Refusal::Refused(format!(
+            "server/discover lists {:?}, no stateless version the gateway speaks",
+            found.supported_versions
+        )));
     }
     let server_info = found
         .server_info

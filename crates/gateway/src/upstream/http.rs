@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use portcullis_egress::{
-    EgressClient, EgressRequest, EgressResponse, HeaderMap, HeaderValue, Method, StatusCode, Url,
+    EgressClient, EgressRequest, EgressResponse, HeaderMap, HeaderName, HeaderValue, Method,
+    StatusCode, Url,
 };
 use portcullis_wire::{Limits, SseDecoder, parse_message};
 use tokio_util::sync::CancellationToken;
 
 use super::UpstreamError;
-use super::conn::{ConnParams, Transport, UpstreamConn};
+use super::conn::{ConnParams, Routing, Transport, UpstreamConn};
 
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// Attempts to resume a broken response stream before the request fails.
@@ -63,6 +64,15 @@ impl HttpIo {
             .store(standard_headers, Ordering::Relaxed);
     }
 
+    /// Forgets the version (an `initialize` after a refused `server/discover` carries none).
+    pub(crate) fn clear_protocol_version(&self) {
+        *self
+            .protocol_version
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        self.standard_headers.store(false, Ordering::Relaxed);
+    }
+
     pub(crate) fn has_session(&self) -> bool {
         self.session_id
             .read()
@@ -70,7 +80,7 @@ impl HttpIo {
             .is_some()
     }
 
-    fn headers(&self, accept: &str, method: &str, name: Option<&str>) -> HeaderMap {
+    fn headers(&self, accept: &str, method: &str, routing: Option<&Routing>) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
             "accept",
@@ -100,8 +110,18 @@ impl HttpIo {
             if let Ok(v) = HeaderValue::from_str(method) {
                 h.insert("mcp-method", v);
             }
-            if let Some(v) = name.and_then(|n| HeaderValue::from_str(n).ok()) {
+            let routing = routing.map(|r| (r.name.as_deref(), r.params.as_slice()));
+            let (name, params) = routing.unwrap_or((None, &[]));
+            if let Some(v) = name
+                .and_then(|n| HeaderValue::from_str(&crate::standard_headers::encode_value(n)).ok())
+            {
                 h.insert("mcp-name", v);
+            }
+            for (k, v) in params {
+                if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v))
+                {
+                    h.insert(k, v);
+                }
             }
         }
         h
@@ -111,11 +131,11 @@ impl HttpIo {
         &self,
         body: Vec<u8>,
         method: &str,
-        name: Option<&str>,
+        routing: Option<&Routing>,
         timeout: Duration,
     ) -> EgressRequest {
         let mut req = EgressRequest::new(Method::POST, self.url.clone());
-        req.headers = self.headers(ACCEPT_BOTH, method, name);
+        req.headers = self.headers(ACCEPT_BOTH, method, routing);
         req.headers
             .insert("content-type", HeaderValue::from_static("application/json"));
         req.body = body.into();
@@ -130,9 +150,9 @@ impl HttpIo {
         id: u64,
         body: Vec<u8>,
         method: &str,
-        name: Option<&str>,
+        routing: &Routing,
     ) {
-        let req = self.post(body, method, name, conn.timeout());
+        let req = self.post(body, method, Some(routing), conn.timeout());
         let is_initialize = method == crate::mcp::INITIALIZE;
         let conn = conn.clone();
         tokio::spawn(async move {

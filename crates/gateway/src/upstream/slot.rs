@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use portcullis_egress::{EgressClient, Url};
 
 use super::conn::{ConnParams, UpstreamListener};
-use super::handshake::{ClientCapsForUpstream, handshake};
+use super::handshake::{ClientCapsForUpstream, Era, handshake};
 use super::stdio::StdioLaunch;
 use super::{UpstreamConn, UpstreamError, http, stdio};
 use crate::config::{ServerConfig, Upstream, UpstreamProtocol};
@@ -116,6 +116,8 @@ pub struct UpstreamSlot {
     /// The session that owns this slot's connection; None for a connection shared by all.
     owner: Option<Weak<dyn UpstreamListener>>,
     caps: ClientCapsForUpstream,
+    /// The era to try first with `protocol = "auto"`: the era of the clients it serves.
+    prefer: Era,
     state: tokio::sync::Mutex<SlotState>,
     failures: std::sync::atomic::AtomicU32,
 }
@@ -126,12 +128,14 @@ impl UpstreamSlot {
         egress: EgressClient,
         owner: Option<Weak<dyn UpstreamListener>>,
         caps: ClientCapsForUpstream,
+        prefer: Era,
     ) -> Self {
         UpstreamSlot {
             spec,
             egress,
             owner,
             caps,
+            prefer,
             state: tokio::sync::Mutex::new(SlotState::Idle),
             failures: std::sync::atomic::AtomicU32::new(0),
         }
@@ -219,7 +223,7 @@ impl UpstreamSlot {
             Target::Stdio(launch) => stdio::spawn(launch, params)?,
             Target::Http(url) => http::connect(self.egress.clone(), url.clone(), params),
         };
-        if let Err(e) = handshake(&conn, self.spec.protocol, &self.caps).await {
+        if let Err(e) = handshake(&conn, self.spec.protocol, &self.caps, self.prefer).await {
             conn.close(&format!("handshake failed: {e}"));
             return Err(e);
         }

@@ -72,11 +72,7 @@ pub async fn handle(
     };
     // The client listens now: have the upstreams open theirs, so their unsolicited
     // messages (list changes, resource updates) reach it.
-    for member in &entry.session.members {
-        if let Some(conn) = member.slot.current() {
-            conn.ensure_listening();
-        }
-    }
+    entry.session.listen_upstreams();
     sse(stream.attach(None))
 }
 

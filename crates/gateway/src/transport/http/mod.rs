@@ -7,6 +7,7 @@
 //! - [`checks`]: Host/Origin (DNS rebinding), Accept, Content-Type.
 //! - [`post`]: one client message in, a JSON or SSE answer out.
 //! - [`get`]: the standalone stream, resumption, session end.
+//! - [`stateless`]: 2026-07-28 requests: envelope and header checks, no session.
 //! - [`streams`]: where each server→client message goes, and replay for resumption.
 //! - [`registry`]: the live sessions, their cap and their idle timeout.
 
@@ -14,6 +15,7 @@ pub mod checks;
 mod get;
 mod post;
 pub mod registry;
+mod stateless;
 pub mod streams;
 
 use std::convert::Infallible;
@@ -81,6 +83,11 @@ pub async fn serve(gateway: Arc<Gateway>) -> anyhow::Result<()> {
         state.clone(),
         gateway.config.gateway.session_idle_timeout,
     ));
+    // No Nagle: SSE answers are written event by event, and Nagle's algorithm would hold
+    // each small write back until the client's delayed ACK (40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -150,14 +157,25 @@ pub(crate) fn json(status: StatusCode, msg: &Envelope) -> Response {
 
 /// An SSE response fed by `rx`, with keep-alive comments while idle.
 pub(crate) fn sse(rx: mpsc::Receiver<Bytes>) -> Response {
+    sse_guarded(rx, None::<()>)
+}
+
+/// An SSE response that holds `guard` until the body ends or the client goes away.
+pub(crate) fn sse_guarded<G: Send + 'static>(
+    rx: mpsc::Receiver<Bytes>,
+    guard: Option<G>,
+) -> Response {
     let start = tokio::time::Instant::now() + streams::KEEPALIVE;
     let ticks = tokio::time::interval_at(start, streams::KEEPALIVE);
-    let body = futures::stream::unfold((rx, ticks), |(mut rx, mut ticks)| async move {
-        tokio::select! {
-            item = rx.recv() => item.map(|b| (Ok::<_, Infallible>(b), (rx, ticks))),
-            _ = ticks.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, ticks))),
-        }
-    });
+    let body = futures::stream::unfold(
+        (rx, ticks, guard),
+        |(mut rx, mut ticks, guard)| async move {
+            tokio::select! {
+                item = rx.recv() => item.map(|b| (Ok::<_, Infallible>(b), (rx, ticks, guard))),
+                _ = ticks.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (rx, ticks, guard))),
+            }
+        },
+    );
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
     h.insert(

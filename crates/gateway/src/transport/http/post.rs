@@ -25,7 +25,6 @@ use super::registry::SessionEntry;
 use super::streams::{HttpOutbound, StreamItem};
 use super::{SESSION_HEADER, SharedState, VERSION_HEADER, checks, json, plain, rpc_error, sse};
 use crate::ids;
-use crate::mcp;
 use crate::route::Route;
 use crate::session::{Handled, Session, SessionParams, TransportKind};
 use crate::transport::era::{self, ClientEra};
@@ -68,10 +67,16 @@ pub async fn handle(
         };
         return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, &err.to_error_object());
     };
-    if let Some(v) = header(&headers, VERSION_HEADER)
+    let header_version = header(&headers, VERSION_HEADER);
+    if let Some(v) = header_version
+        && header(&headers, SESSION_HEADER).is_some()
         && ProtocolVersion::parse(v).is_none()
     {
-        return rpc_error(StatusCode::BAD_REQUEST, None, &era::unsupported_version(v));
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            &era::unsupported_version(v, false),
+        );
     }
     let limits = Limits {
         max_frame_bytes: max,
@@ -91,9 +96,8 @@ pub async fn handle(
         Frame::Single(msg) => msg,
         Frame::Batch(msgs) => return batch(&st, &route, &headers, msgs).await,
     };
-    match era::classify(&msg) {
-        ClientEra::Invalid(err) => rpc_error(StatusCode::BAD_REQUEST, msg.id.clone(), &err),
-        ClientEra::Modern => stateless(&st, route, &headers, msg).await,
+    match era::classify(&msg, header_version) {
+        ClientEra::Modern => super::stateless::handle(&st, route, &headers, msg).await,
         ClientEra::Initialize if header(&headers, SESSION_HEADER).is_none() => {
             initialize(&st, route, msg).await
         }
@@ -121,13 +125,15 @@ pub async fn handle(
 }
 
 async fn initialize(st: &SharedState, route: Arc<Route>, msg: Envelope) -> Response {
-    if st.sessions.is_full() {
+    // The place is taken before the upstreams start, so concurrent initializes cannot
+    // overshoot the cap; it is given back if the session does not come up.
+    let Some(place) = st.sessions.reserve() else {
         let err = ErrorObject::new(
             codes::INTERNAL_ERROR,
             "the gateway has reached its session limit; try again later",
         );
         return rpc_error(StatusCode::SERVICE_UNAVAILABLE, msg.id.clone(), &err);
-    }
+    };
     let outbound = Arc::new(HttpOutbound::default());
     let params = SessionParams {
         id: Arc::from(ids::session_id()),
@@ -143,7 +149,7 @@ async fn initialize(st: &SharedState, route: Arc<Route>, msg: Envelope) -> Respo
     match Session::initialize(params, &msg).await {
         Ok(outcome) => {
             let sid = outcome.session.id.clone();
-            st.sessions.insert(SessionEntry {
+            place.insert(SessionEntry {
                 session: outcome.session,
                 outbound,
             });
@@ -160,7 +166,7 @@ async fn initialize(st: &SharedState, route: Arc<Route>, msg: Envelope) -> Respo
 /// A message of a live stateful session.
 async fn dispatch(entry: SessionEntry, msg: Envelope) -> Response {
     match msg.kind() {
-        Kind::Request => respond(entry.session, entry.outbound, msg).await,
+        Kind::Request => respond(entry.session, entry.outbound, msg, None).await,
         _ => match entry.session.handle(msg).await {
             Handled::Rejected(err) => rpc_error(StatusCode::BAD_REQUEST, None, &err),
             _ => StatusCode::ACCEPTED.into_response(),
@@ -169,10 +175,20 @@ async fn dispatch(entry: SessionEntry, msg: Envelope) -> Response {
 }
 
 /// Runs a request and answers with JSON, or with SSE once something precedes the answer.
-async fn respond(session: Arc<Session>, outbound: Arc<HttpOutbound>, msg: Envelope) -> Response {
+///
+/// `on_disconnect` is dropped when the client goes away (or the answer is complete): the
+/// stateless protocol uses it to cancel the request upstream, since for 2026-07-28 a closed
+/// stream *is* the cancellation (for the stateful era it is not, so it passes None).
+pub(super) async fn respond(
+    session: Arc<Session>,
+    outbound: Arc<HttpOutbound>,
+    msg: Envelope,
+    on_disconnect: Option<super::stateless::CancelOnDrop>,
+) -> Response {
     let Some(id) = msg.id.clone() else {
         return plain(StatusCode::BAD_REQUEST, "request without id");
     };
+    let modern = session.modern;
     let (tx, mut rx) = mpsc::unbounded_channel();
     if !outbound.open_request(&id, tx.clone()) {
         let err = ErrorObject::new(
@@ -190,7 +206,15 @@ async fn respond(session: Arc<Session>, outbound: Arc<HttpOutbound>, msg: Envelo
         let _ = tx.send(StreamItem::Done(handled));
     });
     match rx.recv().await {
-        Some(StreamItem::Done(Handled::Response(response))) => json(StatusCode::OK, &response),
+        Some(StreamItem::Done(Handled::Response(response))) => {
+            let status = if modern {
+                stateless_status(&response)
+            } else {
+                StatusCode::OK
+            };
+            drop(on_disconnect);
+            json(status, &response)
+        }
         Some(StreamItem::Message(first)) => {
             let stream = outbound.new_stream();
             stream.push(&first);
@@ -208,7 +232,7 @@ async fn respond(session: Arc<Session>, outbound: Arc<HttpOutbound>, msg: Envelo
                 }
                 stream.finish();
             });
-            sse(body)
+            super::sse_guarded(body, on_disconnect)
         }
         // Cancelled by the client: the stream ends without an answer.
         Some(StreamItem::Done(_)) | None => {
@@ -216,91 +240,6 @@ async fn respond(session: Arc<Session>, outbound: Arc<HttpOutbound>, msg: Envelo
             sse(body)
         }
     }
-}
-
-/// A 2026-07-28 request: no session; headers must agree with the body.
-async fn stateless(
-    st: &SharedState,
-    route: Arc<Route>,
-    headers: &HeaderMap,
-    msg: Envelope,
-) -> Response {
-    if let Err(err) = check_standard_headers(headers, &msg) {
-        return rpc_error(StatusCode::BAD_REQUEST, msg.id.clone(), &err);
-    }
-    match msg.kind() {
-        Kind::Request => {}
-        Kind::Notification => return StatusCode::ACCEPTED.into_response(),
-        Kind::Response | Kind::ErrorResponse => {
-            let err = ErrorObject::new(
-                codes::INVALID_REQUEST,
-                "clients of protocol 2026-07-28 do not send responses",
-            );
-            return rpc_error(StatusCode::BAD_REQUEST, None, &err);
-        }
-    }
-    let outbound = Arc::new(HttpOutbound::default());
-    let session = Session::new(SessionParams {
-        id: Arc::from("stateless"),
-        gateway: st.gateway.clone(),
-        route,
-        principal: Principal::anonymous(),
-        transport: TransportKind::Http,
-        modern: true,
-        shared_upstreams: true,
-        outbound: outbound.clone(),
-        client_caps: Default::default(),
-    });
-    session.set_version(ProtocolVersion::V2026_07_28);
-    respond(session, outbound, msg).await
-}
-
-/// The 2026-07-28 standard headers mirror the body; a mismatch is refused, so that no
-/// intermediary can route or authorize on a header while the server acts on the body.
-fn check_standard_headers(headers: &HeaderMap, msg: &Envelope) -> Result<(), ErrorObject> {
-    let mismatch = |what: String| ErrorObject::new(codes::HEADER_MISMATCH, what);
-    let declared = era::declared_version(msg);
-    let header_version = header(headers, VERSION_HEADER);
-    match (&declared, header_version) {
-        (Some(body), Some(h)) if body != h => {
-            return Err(mismatch(format!(
-                "MCP-Protocol-Version header {h:?} does not match _meta protocol version {body:?}"
-            )));
-        }
-        (_, None) => return Err(mismatch("MCP-Protocol-Version header is required".into())),
-        _ => {}
-    }
-    let method = msg.method().unwrap_or_default();
-    match header(headers, "mcp-method") {
-        Some(h) if h == method => {}
-        Some(h) => {
-            return Err(mismatch(format!(
-                "Mcp-Method header {h:?} does not match the body's method {method:?}"
-            )));
-        }
-        None => return Err(mismatch("Mcp-Method header is required".into())),
-    }
-    let key = match method {
-        mcp::TOOLS_CALL | mcp::PROMPTS_GET => Some("name"),
-        mcp::RESOURCES_READ => Some("uri"),
-        _ => None,
-    };
-    if let Some(key) = key {
-        let body_name = msg
-            .params
-            .as_deref()
-            .and_then(|p| crate::json::RawObject::parse(p).ok())
-            .and_then(|o| o.get_str(key));
-        match (header(headers, "mcp-name"), body_name) {
-            (Some(h), Some(b)) if h == b => {}
-            (h, b) => {
-                return Err(mismatch(format!(
-                    "Mcp-Name header {h:?} does not match params.{key} {b:?}"
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A JSON-RPC batch: only sessions of protocol 2025-03-26 or earlier accept one.
@@ -345,4 +284,18 @@ async fn batch(
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// The HTTP status of a 2026-07-28 answer: the protocol gives some errors their own status
+/// (an unknown method is 404; a request the client must change is 400).
+fn stateless_status(response: &Envelope) -> StatusCode {
+    match response.error_object().map(|e| e.code) {
+        Some(codes::METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        Some(
+            codes::HEADER_MISMATCH
+            | codes::MISSING_REQUIRED_CLIENT_CAPABILITY
+            | codes::UNSUPPORTED_PROTOCOL_VERSION,
+        ) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
 }

@@ -5,6 +5,7 @@
 //! activity), or when the gateway stops; an ended id answers 404 forever after.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,6 +22,28 @@ pub struct SessionEntry {
 pub struct Sessions {
     map: RwLock<HashMap<Arc<str>, SessionEntry>>,
     max: usize,
+    /// Places held by sessions still initializing (their upstreams starting), so that
+    /// concurrent `initialize`s cannot together overshoot `max`.
+    starting: AtomicUsize,
+}
+
+/// A place under the session cap, held while a session initializes; given back on drop
+/// unless the session is inserted.
+pub struct Reservation<'a> {
+    sessions: &'a Sessions,
+}
+
+impl Reservation<'_> {
+    /// The session is up: it takes the place for good.
+    pub fn insert(self, entry: SessionEntry) {
+        self.sessions.insert(entry);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.sessions.starting.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Sessions {
@@ -28,7 +51,19 @@ impl Sessions {
         Sessions {
             map: RwLock::new(HashMap::new()),
             max,
+            starting: AtomicUsize::new(0),
         }
+    }
+
+    /// Takes a place under the cap for a session about to initialize; None when full.
+    pub fn reserve(&self) -> Option<Reservation<'_>> {
+        // Under the map's write lock, so the count cannot change between check and take.
+        let map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() + self.starting.load(Ordering::Acquire) >= self.max {
+            return None;
+        }
+        self.starting.fetch_add(1, Ordering::AcqRel);
+        Some(Reservation { sessions: self })
     }
 
     pub fn len(&self) -> usize {
@@ -40,7 +75,7 @@ impl Sessions {
     }
 
     pub fn is_full(&self) -> bool {
-        self.len() >= self.max
+        self.len() + self.starting.load(Ordering::Acquire) >= self.max
     }
 
     pub fn insert(&self, entry: SessionEntry) {
