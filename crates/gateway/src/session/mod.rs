@@ -55,10 +55,14 @@ pub(crate) struct Member {
     pub slot: Arc<UpstreamSlot>,
 }
 
-/// A server→client request the client has not answered yet.
-struct InboundRequest {
-    conn: Weak<UpstreamConn>,
-    upstream_id: Id,
+/// A server→client request the client has not answered yet: one an upstream sent (relayed
+/// under a gateway id), or one the gateway itself asks on a stateless upstream's behalf.
+enum InboundRequest {
+    Upstream {
+        conn: Weak<UpstreamConn>,
+        upstream_id: Id,
+    },
+    Local(tokio::sync::oneshot::Sender<Reply>),
 }
 
 /// A client request the upstream has not answered yet (for cancellation).
@@ -194,7 +198,7 @@ impl Session {
         self.lock().version = Some(version);
     }
 
-    fn client_has(&self, capability: &str) -> bool {
+    pub(crate) fn client_has(&self, capability: &str) -> bool {
         self.lock()
             .client_caps
             .get(capability)
@@ -316,16 +320,23 @@ impl Session {
                 "response to a request this session never sent (or already answered)",
             ));
         };
-        let Some(conn) = inbound.conn.upgrade() else {
-            return Handled::Accepted;
-        };
         let reply = match (msg.result, msg.error) {
             (Some(r), _) => Reply::Result(r),
             (None, Some(e)) => Reply::Error(e),
             (None, None) => return Handled::Accepted,
         };
-        if let Err(e) = conn.respond(inbound.upstream_id, reply).await {
-            tracing::warn!(session = %self.id, error = %e, "could not pass the client's answer upstream");
+        match inbound {
+            InboundRequest::Local(tx) => {
+                let _ = tx.send(reply);
+            }
+            InboundRequest::Upstream { conn, upstream_id } => {
+                let Some(conn) = conn.upgrade() else {
+                    return Handled::Accepted;
+                };
+                if let Err(e) = conn.respond(upstream_id, reply).await {
+                    tracing::warn!(session = %self.id, error = %e, "could not pass the client's answer upstream");
+                }
+            }
         }
         Handled::Accepted
     }
@@ -404,13 +415,29 @@ impl Session {
         let id = self.next_inbound_id.fetch_add(1, Ordering::Relaxed);
         self.lock().inbound.insert(
             id,
-            InboundRequest {
+            InboundRequest::Upstream {
                 conn: Arc::downgrade(conn),
                 upstream_id,
             },
         );
         msg.id = Some(Id::Num(id));
         self.outbound.send(msg, related.as_ref());
+    }
+
+    /// Asks the client a server→client request on the gateway's own behalf (see `mrtr`) and
+    /// returns the channel its answer will arrive on.
+    pub(crate) fn ask_client(
+        &self,
+        method: &str,
+        params: Option<Box<serde_json::value::RawValue>>,
+        related: Option<&Id>,
+    ) -> tokio::sync::oneshot::Receiver<Reply> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = self.next_inbound_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().inbound.insert(id, InboundRequest::Local(tx));
+        self.outbound
+            .send(Envelope::request(Id::Num(id), method, params), related);
+        rx
     }
 
     /// Rewrites what a virtual server must rewrite in a notification, and drops what the
@@ -447,7 +474,7 @@ impl Session {
                 let ours = st
                     .inbound
                     .iter()
-                    .find(|(_, r)| r.upstream_id == c.request_id)
+                    .find(|(_, r)| matches!(r, InboundRequest::Upstream { upstream_id, .. } if *upstream_id == c.request_id))
                     .map(|(id, _)| *id)?;
                 st.inbound.remove(&ours);
                 drop(st);

@@ -9,6 +9,10 @@
 //! the gateway hands each answer to the upstream as the response to its request, and goes on
 //! waiting for the call's result — or for the next question.
 //!
+//! The other way round — a stateless upstream answering a stateful client `input_required`
+//! — the gateway asks the client the questions itself, as server→client requests on the
+//! client's request stream, and retries the call upstream with the answers.
+//!
 //! The token is an unguessable key to state the gateway keeps, bound to the principal, the
 //! method and the call's parameters: a retry by someone else, or for other arguments, is
 //! refused. Parked calls are bounded in number and in time; an abandoned one is cancelled
@@ -37,6 +41,8 @@ const TOKEN_PREFIX: &str = "portcullis.";
 const MAX_PARKED: usize = 1024;
 /// Longest a parked call waits for the client's retry.
 const PARK_TTL: Duration = Duration::from_secs(300);
+/// Most rounds of questions the gateway answers for a stateful client before giving up.
+const MAX_ROUNDS: usize = 10;
 
 /// A server→client request of a stateful upstream, waiting to be put to a stateless client.
 pub(crate) struct InputRequest {
@@ -330,5 +336,123 @@ impl Session {
             return self.ask(call);
         }
         self.run_round(id, call).await
+    }
+}
+
+/// Whether a result is a 2026-07-28 `input_required` result.
+pub(super) fn is_input_required(result: &RawValue) -> bool {
+    memchr::memmem::find(result.get().as_bytes(), b"input_required").is_some()
+        && serde_json::from_str::<Value>(result.get())
+            .ok()
+            .is_some_and(|v| v.get("resultType").and_then(Value::as_str) == Some("input_required"))
+}
+
+/// The client capability an input request needs.
+fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        mcp::SAMPLING_CREATE_MESSAGE => Some("sampling"),
+        mcp::ELICITATION_CREATE => Some("elicitation"),
+        mcp::ROOTS_LIST => Some("roots"),
+        _ => None,
+    }
+}
+
+impl Session {
+    /// A stateless upstream asked a stateful client for input: ask the client (server→client
+    /// requests on its request's stream), then retry the call with the answers.
+    pub(super) async fn fulfil_input_required(
+        self: &Arc<Self>,
+        id: &Id,
+        conn: &Arc<UpstreamConn>,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        first: Box<RawValue>,
+    ) -> Outcome {
+        let mut result = first;
+        for _ in 0..MAX_ROUNDS {
+            let Ok(round) = serde_json::from_str::<Value>(result.get()) else {
+                break;
+            };
+            if round.get("resultType").and_then(Value::as_str) != Some("input_required") {
+                return Outcome::Reply(Reply::Result(result));
+            }
+            let mut asked = Vec::new();
+            for (key, request) in round
+                .get("inputRequests")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let method = request
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let Some(capability) = capability_for(method) else {
+                    return Outcome::Error(ErrorObject::new(
+                        codes::INTERNAL_ERROR,
+                        format!(
+                            "the upstream asked for {method:?}, which the gateway cannot relay"
+                        ),
+                    ));
+                };
+                if !self.client_has(capability) {
+                    return Outcome::Error(
+                        ErrorObject::new(
+                            codes::MISSING_REQUIRED_CLIENT_CAPABILITY,
+                            format!("the upstream needs the client's {capability:?} capability for this request"),
+                        )
+                        .with_data(json!({ "requiredCapabilities": { capability: {} } })),
+                    );
+                }
+                let params = request.get("params").map(mcp::raw);
+                asked.push((key.clone(), self.ask_client(method, params, Some(id))));
+            }
+            let answers = tokio::time::timeout(
+                conn.timeout(),
+                futures::future::join_all(
+                    asked
+                        .into_iter()
+                        .map(|(key, rx)| async move { (key, rx.await) }),
+                ),
+            )
+            .await;
+            let Ok(answers) = answers else {
+                return Outcome::Error(ErrorObject::new(
+                    codes::REQUEST_TIMEOUT,
+                    "the client did not answer the upstream's input request in time",
+                ));
+            };
+            let mut responses = Map::new();
+            for (key, answer) in answers {
+                match answer {
+                    Ok(Reply::Result(r)) => {
+                        responses.insert(key, serde_json::from_str(r.get()).unwrap_or(Value::Null));
+                    }
+                    // The client refused: that is the answer to the whole call.
+                    Ok(Reply::Error(e)) => return Outcome::Reply(Reply::Error(e)),
+                    Err(_) => return Outcome::Cancelled,
+                }
+            }
+            let mut retry: Map<String, Value> = params
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p.get()).ok())
+                .unwrap_or_default();
+            retry.insert("inputResponses".into(), Value::Object(responses));
+            match round.get("requestState") {
+                Some(state) => retry.insert("requestState".into(), state.clone()),
+                None => retry.remove("requestState"),
+            };
+            match self
+                .forward_once(id, conn, method, Some(mcp::raw(&Value::Object(retry))))
+                .await
+            {
+                Outcome::Reply(Reply::Result(r)) => result = r,
+                other => return other,
+            }
+        }
+        Outcome::Error(ErrorObject::new(
+            codes::INTERNAL_ERROR,
+            "the upstream kept asking for input; the gateway gave up",
+        ))
     }
 }

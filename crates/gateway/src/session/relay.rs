@@ -220,6 +220,32 @@ impl Session {
         method: &str,
         params: Option<Box<RawValue>>,
     ) -> Outcome {
+        // A stateless upstream may answer a stateful client `input_required`: the gateway
+        // then asks the client itself and retries (see `mrtr`), so it keeps the params.
+        let retry_params =
+            (!self.modern && super::mrtr::may_require_input(method)).then(|| params.clone());
+        match (
+            self.forward_once(id, conn, method, params).await,
+            retry_params,
+        ) {
+            (Outcome::Reply(Reply::Result(r)), Some(params))
+                if super::mrtr::is_input_required(&r) =>
+            {
+                self.fulfil_input_required(id, conn, method, params, r)
+                    .await
+            }
+            (outcome, _) => outcome,
+        }
+    }
+
+    /// One request upstream on behalf of client request `id`.
+    pub(super) async fn forward_once(
+        self: &Arc<Self>,
+        id: &Id,
+        conn: &Arc<UpstreamConn>,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Outcome {
         let origin = Origin {
             listener: self.listener(),
             downstream_id: Some(id.clone()),
@@ -349,8 +375,39 @@ impl Session {
             Outcome::Reply(Reply::Error(e)) if is_not_found(&e, &upstream_uri) => {
                 unknown(Kind::Resource, &uri).into()
             }
+            Outcome::Reply(Reply::Result(r))
+                if self.route.is_virtual() && method == mcp::RESOURCES_READ =>
+            {
+                Outcome::Reply(Reply::Result(self.expose_contents(&server, r)))
+            }
             other => other,
         }
+    }
+
+    /// The `uri` of each content of a virtual server's `resources/read` result, in the form
+    /// the client knows (`<server>+<uri>`), so it can read or subscribe to it again.
+    fn expose_contents(&self, server: &str, result: Box<RawValue>) -> Box<RawValue> {
+        let Ok(mut obj) = RawObject::parse(&result) else {
+            return result;
+        };
+        let Some(Ok(contents)) = obj.get("contents").map(crate::json::raw_array) else {
+            return result;
+        };
+        let exposed: Vec<Box<RawValue>> = contents
+            .into_iter()
+            .map(|item| match RawObject::parse(&item) {
+                Ok(mut c) => match c.get_str("uri") {
+                    Some(uri) => {
+                        c.set_str("uri", &self.route.expose_uri(server, &uri));
+                        c.to_raw()
+                    }
+                    None => item,
+                },
+                Err(_) => item,
+            })
+            .collect();
+        obj.set("contents", crate::json::to_raw_array(&exposed));
+        obj.to_raw()
     }
 
     /// `completion/complete`: completes an argument of a prompt or a resource template, so

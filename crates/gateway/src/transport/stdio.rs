@@ -5,6 +5,8 @@
 //! never interleave), and logs go to stderr or a file. When the host closes stdin, the
 //! session ends and the upstream child processes are stopped.
 
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -12,7 +14,7 @@ use portcullis_policy::Principal;
 use portcullis_wire::{
     Envelope, ErrorObject, Frame, IngressError, Line, LineReader, codes, parse_frame, write_frame,
 };
-use tokio::io::{AsyncBufRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::mpsc;
 
 use super::era::{self, ClientEra};
@@ -23,8 +25,66 @@ use crate::session::{Handled, Session, SessionParams, TransportKind};
 
 /// Serves one route over the process's stdin and stdout until stdin closes.
 pub async fn serve(gateway: Arc<Gateway>, route: &str) -> anyhow::Result<()> {
-    let stdin = BufReader::with_capacity(64 * 1024, tokio::io::stdin());
-    serve_on(gateway, route, stdin, tokio::io::stdout()).await
+    let stdin = BufReader::with_capacity(64 * 1024, process_stdin());
+    serve_on(gateway, route, stdin, process_stdout()).await
+}
+
+type Input = Box<dyn AsyncRead + Send + Unpin>;
+type Output = Box<dyn AsyncWrite + Send + Unpin>;
+
+// Tokio's `Stdin` and `Stdout` hand every read and write to a blocking thread: a thread
+// switch each way per message, the largest cost of a call through the stdio gateway. Hosts
+// connect stdio with pipes (Node/libuv hosts with Unix sockets), which the runtime's reactor
+// drives directly once non-blocking; anything else (a terminal, a file) keeps tokio's streams.
+
+fn process_stdin() -> Input {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned();
+    let direct = fd.and_then(|fd| -> std::io::Result<Input> {
+        match fd_kind(&fd) {
+            FdKind::Pipe => Ok(Box::new(tokio::net::unix::pipe::Receiver::from_owned_fd(
+                fd,
+            )?)),
+            FdKind::Socket => Ok(Box::new(unix_stream(fd)?)),
+            FdKind::Other => Err(std::io::ErrorKind::Unsupported.into()),
+        }
+    });
+    direct.unwrap_or_else(|_| Box::new(tokio::io::stdin()))
+}
+
+fn process_stdout() -> Output {
+    let fd = std::io::stdout().as_fd().try_clone_to_owned();
+    let direct = fd.and_then(|fd| -> std::io::Result<Output> {
+        match fd_kind(&fd) {
+            FdKind::Pipe => Ok(Box::new(tokio::net::unix::pipe::Sender::from_owned_fd(fd)?)),
+            FdKind::Socket => Ok(Box::new(unix_stream(fd)?)),
+            FdKind::Other => Err(std::io::ErrorKind::Unsupported.into()),
+        }
+    });
+    direct.unwrap_or_else(|_| Box::new(tokio::io::stdout()))
+}
+
+enum FdKind {
+    Pipe,
+    Socket,
+    Other,
+}
+
+fn fd_kind(fd: &OwnedFd) -> FdKind {
+    let meta = fd
+        .try_clone()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata());
+    match meta.map(|m| m.file_type()) {
+        Ok(t) if t.is_fifo() => FdKind::Pipe,
+        Ok(t) if t.is_socket() => FdKind::Socket,
+        _ => FdKind::Other,
+    }
+}
+
+fn unix_stream(fd: OwnedFd) -> std::io::Result<tokio::net::UnixStream> {
+    let stream = std::os::unix::net::UnixStream::from(fd);
+    stream.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(stream)
 }
 
 /// Serves one route over any reader/writer pair (tests drive it with in-memory pipes).

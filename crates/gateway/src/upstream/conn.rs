@@ -370,6 +370,27 @@ impl UpstreamConn {
         }
     }
 
+    /// An answer the transport could not read (say, over the size limit): when exactly one
+    /// request is pending the answer can only be its, so it fails now rather than at its
+    /// timeout. Returns whether one was failed.
+    pub(crate) fn fail_sole_pending(&self, err: UpstreamError) -> bool {
+        let sole = {
+            let st = self.lock();
+            let mut ids = st.pending.keys();
+            match (ids.next(), ids.next()) {
+                (Some(&id), None) => Some(id),
+                _ => None,
+            }
+        };
+        match sole {
+            Some(id) => {
+                self.fail_pending(id, err);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn is_pending(&self, id: u64) -> bool {
         self.lock().pending.contains_key(&id)
     }

@@ -193,12 +193,18 @@ async fn read_stdout(conn: Weak<UpstreamConn>, stdout: tokio::process::ChildStdo
                     "upstream wrote something that is not a JSON-RPC message to stdout; skipped"
                 ),
             },
-            Line::TooLong { len } => tracing::warn!(
-                server = conn.server(),
-                len,
-                limit = max,
-                "upstream wrote a line over the message limit; skipped"
-            ),
+            Line::TooLong { len } => {
+                tracing::warn!(
+                    server = conn.server(),
+                    len,
+                    limit = max,
+                    "upstream wrote a line over the message limit; skipped"
+                );
+                conn.fail_sole_pending(UpstreamError::Protocol {
+                    server: conn.server().to_owned(),
+                    reason: format!("its answer is {len} bytes, over the {max}-byte message limit"),
+                });
+            }
         }
     };
     let Some(conn) = conn.upgrade() else { return };

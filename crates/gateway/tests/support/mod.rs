@@ -113,7 +113,7 @@ fn spawn_until(mut cmd: Command, marker: &str, dir: &Path) -> (Proc, String) {
             }
         }
     });
-    let proc = Proc {
+    let mut proc = Proc {
         child,
         stderr_log: log,
     };
@@ -124,6 +124,15 @@ fn spawn_until(mut cmd: Command, marker: &str, dir: &Path) -> (Proc, String) {
         }
         if let Some(line) = proc.stderr().lines().find(|l| l.contains(marker)) {
             return (proc, line.to_owned());
+        }
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                return (proc, line);
+            }
+            panic!(
+                "process exited ({status}) before printing {marker:?}; stderr:\n{}",
+                proc.stderr()
+            );
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -277,23 +286,40 @@ impl RawHttp {
         }
     }
 
-    /// POSTs `body` with the usual headers plus `extra` (which may override them).
+    /// POSTs `body` with the usual headers; `extra` adds headers and replaces any usual one
+    /// of the same name.
     pub async fn post_with(&self, body: impl Into<String>, extra: &[(&str, &str)]) -> HttpAnswer {
-        let mut req = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream");
+        use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert(
+            "accept",
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
         if let Some(s) = &self.session {
-            req = req.header("mcp-session-id", s);
+            headers.insert(
+                "mcp-session-id",
+                HeaderValue::from_str(s).expect("session id"),
+            );
         }
         if let Some(v) = &self.version {
-            req = req.header("mcp-protocol-version", v);
+            headers.insert(
+                "mcp-protocol-version",
+                HeaderValue::from_str(v).expect("version"),
+            );
         }
         for (k, v) in extra {
-            req = req.header(*k, *v);
+            let name = HeaderName::from_bytes(k.as_bytes()).expect("header name");
+            headers.insert(name, HeaderValue::from_str(v).expect("header value"));
         }
-        let resp = req.body(body.into()).send().await.expect("POST");
+        let resp = self
+            .client
+            .post(&self.url)
+            .headers(headers)
+            .body(body.into())
+            .send()
+            .await
+            .expect("POST");
         answer(resp).await
     }
 
@@ -366,5 +392,732 @@ pub async fn answer(resp: reqwest::Response) -> HttpAnswer {
         headers,
         body,
         messages,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Additions for the adversarial and policy suites (additive: nothing above depends on them).
+// ---------------------------------------------------------------------------------------------
+
+/// How long a test waits for one message, one HTTP answer or one process exit.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A config fragment for the bundled fixture over stdio whose stdin is also appended to
+/// `tap` (through `tee`), so a test can see exactly what the gateway sent upstream.
+pub fn tapped_fixture_server(name: &str, tap: &Path) -> String {
+    format!(
+        "[servers.{name}]\ncommand = ['/bin/sh', '-c', 'tee -a \"$0\" | exec \"$1\" fixture stdio', '{}', '{}']\n",
+        tap.display(),
+        portcullis_bin().display()
+    )
+}
+
+/// The JSON-RPC messages a tapped upstream received so far (see [`tapped_fixture_server`]).
+pub fn tap_messages(tap: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(tap)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a command to completion with a deadline; returns (exit code, stdout, stderr).
+pub fn run_code_with_timeout(mut cmd: Command, timeout: Duration) -> (Option<i32>, String, String) {
+    use std::os::unix::process::CommandExt;
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .process_group(0);
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ),
+        _ => {
+            kill_group(pid);
+            panic!("command timed out after {timeout:?}");
+        }
+    }
+}
+
+/// `portcullis stdio <route> --config F` with piped stdin and stdout: a test writes lines
+/// and reads NDJSON lines back, each read bounded by [`WAIT`].
+pub struct StdioGateway {
+    stdin: Option<std::process::ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    /// Messages read while looking for something else (see [`StdioGateway::response`]).
+    pub skipped: Vec<serde_json::Value>,
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+impl StdioGateway {
+    pub fn start(config: &str, route: &str) -> StdioGateway {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("portcullis.toml");
+        std::fs::write(&path, config).expect("write config");
+        let log = dir.path().join("stderr.log");
+        let err = std::fs::File::create(&log).expect("stderr log");
+        let mut cmd = Command::new(portcullis_bin());
+        cmd.args(["stdio", route, "--config"])
+            .arg(&path)
+            .env(
+                "PORTCULLIS_LOG",
+                std::env::var("PORTCULLIS_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .process_group(0);
+        let mut child = cmd.spawn().expect("spawn portcullis stdio");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        StdioGateway {
+            stdin,
+            lines: rx,
+            skipped: Vec::new(),
+            proc: Proc {
+                child,
+                stderr_log: log,
+            },
+            dir,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.proc.stderr()
+    }
+
+    /// Writes raw bytes (the caller includes the newline).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin
+            .write_all(bytes)
+            .expect("write to the gateway's stdin");
+        stdin.flush().expect("flush the gateway's stdin");
+    }
+
+    /// Writes one line.
+    pub fn send(&mut self, line: &str) {
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.push(b'\n');
+        self.send_bytes(&bytes);
+    }
+
+    pub fn send_json(&mut self, msg: &serde_json::Value) {
+        self.send(&msg.to_string());
+    }
+
+    /// The next line, or None if nothing comes within `wait` (or stdout closed).
+    pub fn try_recv_line(&self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    /// The next line; fails the test (with the gateway's stderr) if none comes in time.
+    pub fn recv_line(&self) -> String {
+        match self.lines.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(e) => panic!(
+                "no line from portcullis stdio within {WAIT:?} ({e}); stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// The next line, parsed as JSON.
+    pub fn recv(&self) -> serde_json::Value {
+        let line = self.recv_line();
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+    }
+
+    /// Reads until the response with this id (other messages go to `skipped`).
+    pub fn response(&mut self, id: &serde_json::Value) -> serde_json::Value {
+        loop {
+            let msg = self.recv();
+            let is_response = msg.get("result").is_some() || msg.get("error").is_some();
+            if is_response && msg.get("id") == Some(id) {
+                return msg;
+            }
+            self.skipped.push(msg);
+        }
+    }
+
+    /// Sends a request and returns its response.
+    pub fn request(
+        &mut self,
+        id: i64,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        self.send_json(
+            &serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }),
+        );
+        self.response(&serde_json::json!(id))
+    }
+
+    /// initialize (at `version`) + notifications/initialized; returns the initialize result.
+    pub fn initialize(
+        &mut self,
+        version: &str,
+        capabilities: serde_json::Value,
+    ) -> serde_json::Value {
+        let r = self.request(
+            0,
+            "initialize",
+            serde_json::json!({ "protocolVersion": version, "capabilities": capabilities,
+                                "clientInfo": { "name": "portcullis-tests", "version": "0" } }),
+        );
+        assert!(r.get("result").is_some(), "initialize failed: {r}");
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        r["result"].clone()
+    }
+
+    /// Closes stdin (the host hangs up).
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Waits (bounded) for the process to exit after stdin closed; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.proc.child.try_wait() {
+                return status.code();
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for StdioGateway {
+    fn drop(&mut self) {
+        // Hang up first so the gateway stops its upstream children itself; then `proc`'s own
+        // drop kills whatever is left of the group.
+        self.stdin.take();
+        let _ = self.wait_exit(Duration::from_secs(3));
+    }
+}
+
+/// One event of an SSE response.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl Event {
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.data).ok()
+    }
+}
+
+/// An SSE response read incrementally, each wait bounded (for streams that stay open).
+pub struct SseReader {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    resp: reqwest::Response,
+    buf: String,
+    ended: bool,
+}
+
+impl SseReader {
+    pub fn new(resp: reqwest::Response) -> SseReader {
+        SseReader {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            resp,
+            buf: String::new(),
+            ended: false,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The next event with data or an id (comments and keep-alives skipped): Ok(None) at the
+    /// end of the stream, Err(()) if nothing came within `wait`. A JSON (not SSE) answer is
+    /// returned as one event holding the whole body.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Event>, ()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let is_sse = self
+            .header("content-type")
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            while !self.ended {
+                match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                    Err(_) => return Err(()),
+                    Ok(Ok(Some(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                    Ok(Ok(None)) | Ok(Err(_)) => self.ended = true,
+                }
+            }
+            let body = std::mem::take(&mut self.buf);
+            return Ok((!body.is_empty()).then_some(Event {
+                id: None,
+                data: body,
+            }));
+        }
+        loop {
+            let normalized = self.buf.replace("\r\n", "\n");
+            if let Some(end) = normalized.find("\n\n") {
+                let block = normalized[..end].to_owned();
+                self.buf = normalized[end + 2..].to_owned();
+                let mut id = None;
+                let mut data: Vec<&str> = Vec::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim_start().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if id.is_none() && data.is_empty() {
+                    continue;
+                }
+                return Ok(Some(Event {
+                    id,
+                    data: data.join("\n"),
+                }));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Err(_) => return Err(()),
+                Ok(Ok(Some(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Ok(None)) | Ok(Err(_)) => self.ended = true,
+            }
+        }
+    }
+
+    /// The next event; fails the test if none comes within [`WAIT`].
+    pub async fn next(&mut self) -> Option<Event> {
+        self.next_within(WAIT)
+            .await
+            .unwrap_or_else(|()| panic!("no SSE event within {WAIT:?}"))
+    }
+
+    /// The next JSON-RPC message (events without data are skipped).
+    pub async fn next_message(&mut self) -> Option<serde_json::Value> {
+        loop {
+            let event = self.next().await?;
+            if event.data.is_empty() {
+                continue;
+            }
+            return Some(
+                event
+                    .json()
+                    .unwrap_or_else(|| panic!("SSE data is not JSON: {}", event.data)),
+            );
+        }
+    }
+
+    /// Every remaining event until the stream ends (bounded by [`WAIT`] per event).
+    pub async fn rest(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await {
+            out.push(e);
+        }
+        out
+    }
+}
+
+impl RawHttp {
+    /// A request with the session and version headers (when set), then `extra`, each of
+    /// which *replaces* any header of the same name (reqwest's `header` would append a
+    /// second one instead).
+    fn with_headers(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        extra: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        if let Some(v) = &self.version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        let mut map = reqwest::header::HeaderMap::new();
+        for (k, v) in extra {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).expect("header name");
+            let value = reqwest::header::HeaderValue::from_str(v).expect("header value");
+            map.insert(name, value);
+        }
+        req.headers(map)
+    }
+
+    /// POSTs `body` with the usual headers, each header of `extra` replacing the usual one
+    /// of its name (unlike [`RawHttp::post_with`], which sends both).
+    pub async fn post_exact(&self, body: impl Into<String>, extra: &[(&str, &str)]) -> HttpAnswer {
+        self.post_bytes(body.into().into_bytes(), extra).await
+    }
+
+    /// POSTs raw bytes (which need not be UTF-8) with the usual headers, `extra` replacing.
+    pub async fn post_bytes(&self, body: Vec<u8>, extra: &[(&str, &str)]) -> HttpAnswer {
+        let req = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        let resp = self
+            .with_headers(req, extra)
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        answer(resp).await
+    }
+
+    /// POSTs `body` and returns the answer unread, for streams read event by event.
+    pub async fn post_stream(&self, body: impl Into<String>, extra: &[(&str, &str)]) -> SseReader {
+        let req = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        let resp = self
+            .with_headers(req, extra)
+            .body(body.into())
+            .send()
+            .await
+            .expect("POST");
+        SseReader::new(resp)
+    }
+
+    /// GET with `Accept: text/event-stream` (unless `extra` overrides it), unread.
+    pub async fn get_stream(&self, extra: &[(&str, &str)]) -> SseReader {
+        let req = self
+            .client
+            .get(&self.url)
+            .header("accept", "text/event-stream");
+        let resp = self.with_headers(req, extra).send().await.expect("GET");
+        SseReader::new(resp)
+    }
+
+    /// GET, read to the end (for answers that end: errors, resumption of finished streams).
+    pub async fn get_with(&self, extra: &[(&str, &str)]) -> HttpAnswer {
+        let req = self
+            .client
+            .get(&self.url)
+            .header("accept", "text/event-stream");
+        let resp = self.with_headers(req, extra).send().await.expect("GET");
+        answer(resp).await
+    }
+
+    pub async fn delete_with(&self, extra: &[(&str, &str)]) -> HttpAnswer {
+        let req = self.client.delete(&self.url);
+        let resp = self.with_headers(req, extra).send().await.expect("DELETE");
+        answer(resp).await
+    }
+
+    /// Sends a request and returns the whole HTTP answer (status not checked).
+    pub async fn request_answer(
+        &self,
+        id: i64,
+        method: &str,
+        params: serde_json::Value,
+    ) -> HttpAnswer {
+        let body =
+            serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        self.post(body.to_string()).await
+    }
+
+    /// `tools/call` and its JSON-RPC response.
+    pub async fn call_tool(
+        &self,
+        id: i64,
+        name: &str,
+        args: serde_json::Value,
+    ) -> serde_json::Value {
+        self.request(
+            id,
+            "tools/call",
+            serde_json::json!({ "name": name, "arguments": args }),
+        )
+        .await
+    }
+}
+
+/// The names (or URIs) of a list result's items.
+pub fn item_names(result: &serde_json::Value, items: &str, key: &str) -> Vec<String> {
+    result[items]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {items} array in {result}"))
+        .iter()
+        .map(|t| t[key].as_str().expect("item name").to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Additions for the real-peer suites (python_sdk.rs, server_everything.rs); additive only.
+// ---------------------------------------------------------------------------------------------
+
+/// A file under `crates/gateway/tests/peers/` (the peer client scripts and their helpers).
+pub fn peer_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
+}
+
+/// The entry point of `@modelcontextprotocol/server-everything` (`… stdio` or
+/// `… streamableHttp`), run with [`node22`].
+pub fn server_everything_js() -> PathBuf {
+    node_module("@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// `@modelcontextprotocol/server-everything` serving Streamable HTTP on a free loopback port.
+///
+/// The server itself calls `app.listen(PORT)` (every interface); `tests/peers/loopback-listen.cjs`
+/// is preloaded to bind 127.0.0.1 instead and to print the port it got for `PORT=0`.
+pub struct EverythingHttp {
+    pub proc: Proc,
+    /// `http://127.0.0.1:PORT/mcp`
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl EverythingHttp {
+    pub fn start() -> EverythingHttp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(node22());
+        cmd.arg("--require")
+            .arg(peer_script("loopback-listen.cjs"))
+            .arg(server_everything_js())
+            .arg("streamableHttp")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PORT", "0");
+        let (proc, line) = spawn_until(cmd, "portcullis-e2e: listening on http://", dir.path());
+        let base = line
+            .split("listening on ")
+            .nth(1)
+            .expect("address")
+            .trim()
+            .to_owned();
+        EverythingHttp {
+            proc,
+            url: format!("{base}/mcp"),
+            dir,
+        }
+    }
+}
+
+/// Where a peer client connects: a Streamable HTTP URL, or a command it launches and talks to
+/// over stdio (e.g. `portcullis stdio <route> --config F`).
+pub enum PeerTarget {
+    Url(String),
+    Stdio(Vec<std::ffi::OsString>),
+}
+
+impl PeerTarget {
+    /// `portcullis stdio <route> --config <config>`.
+    pub fn portcullis_stdio(route: &str, config: &Path) -> PeerTarget {
+        PeerTarget::Stdio(vec![
+            portcullis_bin().into(),
+            "stdio".into(),
+            route.into(),
+            "--config".into(),
+            config.into(),
+        ])
+    }
+}
+
+/// The longest a Python peer run may take, end to end (its own steps have 30 s deadlines and
+/// the whole run 150 s, so this only fires if the interpreter itself wedges).
+pub const PYTHON_PEER_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `tests/peers/mcp_client.py` (the official Python SDK client) against `target` and
+/// returns the JSON summary it prints. `extra` goes to the script as is.
+pub fn run_python_client(
+    scenario: &str,
+    mode: &str,
+    target: &PeerTarget,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut cmd = Command::new(python());
+    cmd.arg(peer_script("mcp_client.py"))
+        .args([
+            "--scenario",
+            scenario,
+            "--mode",
+            mode,
+            "--total-timeout",
+            "150",
+        ])
+        .args(extra)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    match target {
+        PeerTarget::Url(url) => {
+            cmd.args(["--url", url]);
+        }
+        PeerTarget::Stdio(argv) => {
+            cmd.arg("--stdio").args(argv);
+        }
+    }
+    let (_, stdout, stderr) = run_with_timeout(cmd, PYTHON_PEER_TIMEOUT);
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
+    match last.map(serde_json::from_str::<serde_json::Value>) {
+        Some(Ok(mut summary)) => {
+            // Its stderr (and that of a `portcullis stdio` it launched), for failure messages.
+            let tail = stderr
+                .char_indices()
+                .rev()
+                .nth(8000)
+                .map_or(&stderr[..], |(i, _)| &stderr[i..]);
+            summary["peer_stderr"] = serde_json::Value::String(tail.to_owned());
+            summary
+        }
+        _ => panic!(
+            "the Python peer printed no JSON summary\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        ),
+    }
+}
+
+/// What a Python peer run reported (see `tests/peers/mcp_client.py`): each step is
+/// `{"ok": result}`, `{"error": {code, message, data}}`, `{"exception": text}` or
+/// `{"timeout": seconds}`. The accessors panic with the step and the peer's stderr.
+pub struct PeerSummary(pub serde_json::Value);
+
+impl PeerSummary {
+    /// Why an accessor failed: the step as recorded, and the tail of the peer's stderr.
+    pub fn explain(&self, step: &str, what: &str) -> String {
+        let record = self.0["steps"].get(step).map(|r| {
+            let s = r.to_string();
+            if s.len() > 4000 {
+                format!("{}…", &s[..s.floor_char_boundary(4000)])
+            } else {
+                s
+            }
+        });
+        let mut failures = String::new();
+        for key in ["connect", "run", "close", "transport_errors"] {
+            if let Some(v) = self.0.get(key) {
+                failures.push_str(&format!("{key}: {v}\n"));
+            }
+        }
+        format!(
+            "{what}\nstep {step:?}: {}\nprotocol_version: {}\n{failures}--- peer stderr (tail)\n{}",
+            record.unwrap_or_else(|| "<never ran>".into()),
+            self.0["protocol_version"],
+            self.0["peer_stderr"].as_str().unwrap_or_default(),
+        )
+    }
+
+    #[track_caller]
+    pub fn step(&self, step: &str) -> &serde_json::Value {
+        let Some(record) = self.0["steps"].get(step) else {
+            panic!("{}", self.explain(step, "the step never ran"))
+        };
+        record
+    }
+
+    /// The result of a step that must have succeeded (no JSON-RPC error, no exception).
+    #[track_caller]
+    pub fn ok(&self, step: &str) -> &serde_json::Value {
+        let Some(result) = self.step(step).get("ok") else {
+            panic!("{}", self.explain(step, "the step did not succeed"))
+        };
+        result
+    }
+
+    /// The JSON-RPC error of a step that must have failed with one.
+    #[track_caller]
+    pub fn error(&self, step: &str) -> &serde_json::Value {
+        let Some(error) = self.step(step).get("error") else {
+            panic!("{}", self.explain(step, "the step got no JSON-RPC error"))
+        };
+        error
+    }
+
+    /// The text blocks of a successful step's `content`, joined with newlines.
+    #[track_caller]
+    pub fn text(&self, step: &str) -> String {
+        let Some(content) = self.ok(step)["content"].as_array() else {
+            panic!("{}", self.explain(step, "the result has no content"))
+        };
+        content
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A successful tool call that is not a tool error (`isError` absent or false).
+    #[track_caller]
+    pub fn tool_ok(&self, step: &str) -> &serde_json::Value {
+        let result = self.ok(step);
+        assert!(
+            !result["isError"].as_bool().unwrap_or(false),
+            "{}",
+            self.explain(step, "the tool reported isError")
+        );
+        result
+    }
+
+    /// The session opened, ran and closed without a transport failure.
+    #[track_caller]
+    pub fn assert_clean_run(&self) {
+        for key in ["connect", "run", "close"] {
+            assert!(
+                self.0.get(key).is_none(),
+                "{}",
+                self.explain(key, &format!("the peer failed to {key}: {}", self.0[key]))
+            );
+        }
+        assert_eq!(
+            self.0["transport_errors"],
+            serde_json::json!([]),
+            "{}",
+            self.explain("-", "the peer saw transport errors")
+        );
+    }
+
+    /// The names (or URIs) of the items of a successful list step.
+    #[track_caller]
+    pub fn names(&self, step: &str, items: &str, key: &str) -> Vec<String> {
+        item_names(self.ok(step), items, key)
+    }
+
+    /// A top-level list the peer recorded (`logs`, `notifications`, `sampling_requests`, …).
+    pub fn seen(&self, key: &str) -> &[serde_json::Value] {
+        self.0[key]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 }

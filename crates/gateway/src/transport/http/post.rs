@@ -255,35 +255,61 @@ async fn batch(
         let err = IngressError::BatchNotAllowed;
         return rpc_error(StatusCode::BAD_REQUEST, None, &err.to_error_object());
     };
-    let outcomes = futures::future::join_all(msgs.into_iter().map(|m| {
-        let s = entry.session.clone();
-        async move { s.handle(m).await }
-    }))
-    .await;
-    let responses: Vec<Envelope> = outcomes
-        .into_iter()
-        .filter_map(|h| match h {
-            Handled::Response(r) => Some(r),
-            _ => None,
-        })
-        .collect();
-    if responses.is_empty() {
+    // Each request of the batch claims its id, as a single request does, so a duplicate id
+    // cannot run twice and the messages about each request reach this response.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut running = 0usize;
+    let mut refused = Vec::new();
+    for msg in msgs {
+        if msg.kind() != Kind::Request {
+            if let Handled::Rejected(err) = entry.session.handle(msg).await {
+                refused.push(Envelope::error_response(None, &err));
+            }
+            continue;
+        }
+        let Some(id) = msg.id.clone() else { continue };
+        if !entry.outbound.open_request(&id, tx.clone()) {
+            let err = ErrorObject::new(
+                codes::INVALID_REQUEST,
+                format!("request id {id} is already in use in this session"),
+            );
+            refused.push(Envelope::error_response(Some(id), &err));
+            continue;
+        }
+        running += 1;
+        let (session, out, tx) = (entry.session.clone(), entry.outbound.clone(), tx.clone());
+        tokio::spawn(async move {
+            let handled = session.handle(msg).await;
+            out.close_request(&id);
+            let _ = tx.send(StreamItem::Done(handled));
+        });
+    }
+    drop(tx);
+    if running == 0 && refused.is_empty() {
         return StatusCode::ACCEPTED.into_response();
     }
-    let mut out = b"[".to_vec();
-    for (i, r) in responses.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        r.write_to(&mut out);
+    // Answers go back as events of one stream, one per message, as they come.
+    let stream = entry.outbound.new_stream();
+    for r in &refused {
+        stream.push(r);
     }
-    out.push(b']');
-    let mut resp = Response::new(Body::from(out));
-    resp.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+    let body = stream.attach(None);
+    tokio::spawn(async move {
+        while running > 0 {
+            match rx.recv().await {
+                Some(StreamItem::Message(m)) => stream.push(&m),
+                Some(StreamItem::Done(done)) => {
+                    running -= 1;
+                    if let Handled::Response(r) = done {
+                        stream.push(&r);
+                    }
+                }
+                None => break,
+            }
+        }
+        stream.finish();
+    });
+    sse(body)
 }
 
 /// The HTTP status of a 2026-07-28 answer: the protocol gives some errors their own status

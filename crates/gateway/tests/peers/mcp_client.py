@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""A real MCP client (the official Python SDK, `mcp` 2.3.0) driven through Portcullis.
+
+The Rust end-to-end tests run this script with the venv that `scripts/install-peers` built
+and assert on the JSON summary it prints as the last line of stdout. The script itself
+asserts nothing: every step is recorded as what the client saw, so a failing test shows the
+whole conversation rather than the first exception.
+
+    mcp_client.py --scenario fixture|everything|everything-asks|echo --mode legacy|2026-07-28|auto
+                  (--url http://127.0.0.1:PORT/mcp/ROUTE | --stdio PROGRAM ARG...)
+
+Every step has its own deadline (`--step-timeout`), so a gateway that never answers turns
+into a recorded `timeout` for that step, not a hung test.
+
+A step's record is one of:
+    {"ok": <the result as JSON, by alias>}
+    {"error": {"code": int, "message": str, "data": any}}     a JSON-RPC error
+    {"exception": "Type: text"}                                anything else (transport, validation)
+    {"timeout": seconds}
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import sys
+import traceback
+import warnings
+from typing import Any, Awaitable, Callable
+
+import anyio
+import mcp_types as types
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.shared.exceptions import MCPError
+
+# Deprecated (2026-07-28) features are exactly what the legacy runs exercise.
+warnings.simplefilter("ignore")
+
+ROOT_URI = "file:///tmp/portcullis-e2e-root"
+
+
+def to_json(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        # exclude_unset: what was on the wire, not the model's defaults (e.g. resultType).
+        return value.model_dump(by_alias=True, mode="json", exclude_unset=True)
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
+
+
+class Peer:
+    """The client-side callbacks, recording every server→client interaction they see."""
+
+    def __init__(self) -> None:
+        self.sampling: list[Any] = []
+        self.elicitation: list[Any] = []
+        self.roots: int = 0
+        self.logs: list[Any] = []
+        self.notifications: list[Any] = []
+        self.transport_errors: list[str] = []
+
+    async def on_sampling(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
+        self.sampling.append(to_json(params))
+        prompt = ""
+        for message in params.messages:
+            content = message.content
+            blocks = content if isinstance(content, list) else [content]
+            for block in blocks:
+                if getattr(block, "type", None) == "text":
+                    prompt += block.text
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=f"sampled reply to: {prompt}"),
+            model="portcullis-e2e-model",
+            stop_reason="endTurn",
+        )
+
+    async def on_elicitation(self, context: Any, params: Any) -> Any:
+        self.elicitation.append(to_json(params))
+        if getattr(params, "mode", "form") == "url":
+            return types.ElicitResult(action="accept")
+        properties = (to_json(params.requested_schema) or {}).get("properties", {})
+        content: dict[str, Any] = {}
+        for name, schema in properties.items():
+            if name == "answer":
+                content[name] = "blue"
+            elif name == "name":
+                content[name] = "Ada Lovelace"
+            elif name == "email":
+                content[name] = "ada@example.com"
+            elif schema.get("type") == "boolean":
+                content[name] = True
+            elif schema.get("type") == "integer":
+                content[name] = 7
+        return types.ElicitResult(action="accept", content=content)
+
+    async def on_list_roots(self, context: Any) -> Any:
+        self.roots += 1
+        return types.ListRootsResult(roots=[types.Root(uri=ROOT_URI, name="e2e-root")])
+
+    async def on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        self.logs.append(to_json(params))
+
+    async def on_message(self, message: Any) -> None:
+        if isinstance(message, Exception):
+            self.transport_errors.append(f"{type(message).__name__}: {message}")
+        else:
+            self.notifications.append(to_json(message))
+
+    def client(self, server: Any, mode: str, **extra: Any) -> Client:
+        return Client(
+            server,
+            mode=mode,
+            sampling_callback=self.on_sampling,
+            elicitation_callback=self.on_elicitation,
+            list_roots_callback=self.on_list_roots,
+            logging_callback=self.on_log,
+            message_handler=self.on_message,
+            client_info=types.Implementation(name="portcullis-e2e-python", version="1"),
+            # Every list goes to the wire: the tests are about what the gateway answers.
+            cache=None,
+            **extra,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "sampling_requests": self.sampling,
+            "elicitation_requests": self.elicitation,
+            "roots_requests": self.roots,
+            "logs": self.logs,
+            "notifications": self.notifications,
+            "transport_errors": self.transport_errors,
+        }
+
+
+class Steps:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.record: dict[str, Any] = {}
+
+    async def run(self, name: str, fn: Callable[[], Awaitable[Any]], timeout: float | None = None) -> Any:
+        """Runs one step under its deadline; returns the result (or None) and records it."""
+        limit = timeout or self.timeout
+        try:
+            with anyio.fail_after(limit):
+                result = await fn()
+        except MCPError as e:
+            self.record[name] = {"error": {"code": e.code, "message": e.message, "data": to_json(e.data)}}
+            return None
+        except TimeoutError:
+            self.record[name] = {"timeout": limit}
+            return None
+        except Exception as e:  # noqa: BLE001 - every failure is data for the Rust side
+            self.record[name] = {"exception": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
+            return None
+        self.record[name] = {"ok": to_json(result)}
+        return result
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
+    """Polls `predicate` until it holds or `seconds` pass (for unsolicited notifications)."""
+    with anyio.move_on_after(seconds):
+        while not predicate():
+            await anyio.sleep(0.05)
+    return predicate()
+
+
+# --------------------------------------------------------------------------------------------
+# The bundled fixture server as upstream.
+# --------------------------------------------------------------------------------------------
+
+
+async def fixture(client: Client, peer: Peer, steps: Steps, mode: str) -> None:
+    run = steps.run
+    await run("tools/list", lambda: client.list_tools())
+    await run("tools/call echo", lambda: client.call_tool("echo", {"message": "hello through portcullis"}))
+    await run("tools/call add", lambda: client.call_tool("add", {"a": 2, "b": 40}))
+
+    progress: list[Any] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append({"progress": value, "total": total, "message": message})
+
+    await run(
+        "tools/call slow",
+        lambda: client.call_tool("slow", {"steps": 3, "delay_ms": 20}, progress_callback=on_progress),
+    )
+    steps.record["progress"] = progress
+
+    await run("tools/call sample", lambda: client.call_tool("sample", {"prompt": "is the portcullis up?"}))
+    await run("tools/call elicit", lambda: client.call_tool("elicit", {"message": "favourite colour?"}))
+
+    await run("resources/list", lambda: client.list_resources())
+    await run("resources/templates/list", lambda: client.list_resource_templates())
+    await run("resources/read hello", lambda: client.read_resource("fixture://static/hello"))
+    await run("resources/read blob", lambda: client.read_resource("fixture://static/blob"))
+    await run("resources/read item 42", lambda: client.read_resource("fixture://items/42"))
+
+    await run("prompts/list", lambda: client.list_prompts())
+    await run("prompts/get greeting", lambda: client.get_prompt("greeting", {"name": "Ada"}))
+
+    await run(
+        "completion/complete greeting",
+        lambda: client.complete(types.PromptReference(name="greeting"), {"name": "name", "value": "A"}),
+    )
+    await run(
+        "completion/complete items",
+        lambda: client.complete(
+            types.ResourceTemplateReference(uri="fixture://items/{id}"), {"name": "id", "value": "4"}
+        ),
+    )
+
+    if mode == "legacy":
+        await run("logging/setLevel", lambda: client.set_logging_level("debug"))
+    await run("tools/call log", lambda: client.call_tool("log", {"level": "warning", "message": "logged through portcullis"}))
+    # A log is sent before the tool's result, on the same stream; give a slow relay a moment.
+    await wait_for(lambda: any(l.get("data") == "logged through portcullis" for l in peer.logs), 5)
+
+
+# --------------------------------------------------------------------------------------------
+# @modelcontextprotocol/server-everything as upstream.
+# --------------------------------------------------------------------------------------------
+
+GZIP_SOURCE = b"Portcullis carried this file through gzip-file-as-resource.\n"
+GZIP_NAME = "portcullis-e2e.txt.gz"
+URL_ELICITATION = "http://127.0.0.1:9/portcullis-e2e-consent"  # never opened: the callback only accepts
+
+# Arguments for each tool of server-everything 2026.8.31, chosen from its source (dist/tools).
+EVERYTHING_TOOL_ARGS: dict[str, dict[str, Any]] = {
+    "echo": {"message": "hello everything"},
+    "get-annotated-message": {"messageType": "success", "includeImage": True},
+    "get-env": {},
+    "get-resource-links": {"count": 4},
+    "get-resource-reference": {"resourceType": "Blob", "resourceId": 3},
+    "get-structured-content": {"location": "Chicago"},
+    "get-sum": {"a": 19, "b": 23},
+    "get-tiny-image": {},
+    # A data: URL, so nothing leaves the machine (the default argument is a GitHub URL).
+    "gzip-file-as-resource": {
+        "name": GZIP_NAME,
+        "data": "data:text/plain;base64," + base64.b64encode(GZIP_SOURCE).decode(),
+        "outputType": "resourceLink",
+    },
+    "toggle-simulated-logging": {},
+    "toggle-subscriber-updates": {},
+    "trigger-long-running-operation": {"duration": 0.3, "steps": 3},
+    "get-roots-list": {},
+    "trigger-elicitation-request": {},
+    "trigger-url-elicitation": {"url": URL_ELICITATION, "message": "Please confirm in the browser."},
+    "trigger-sampling-request": {"prompt": "say hi through the gateway", "maxTokens": 20},
+    "simulate-research-query": {"topic": "portcullis gateways", "ambiguous": False},
+    "trigger-sampling-request-async": {"prompt": "async hi", "maxTokens": 20},
+    "trigger-elicitation-request-async": {},
+}
+
+EVERYTHING_PROMPT_ARGS: dict[str, dict[str, str]] = {
+    "simple-prompt": {},
+    "args-prompt": {"city": "Lisbon", "state": "Portugal"},
+    "completable-prompt": {"department": "Engineering", "name": "Alice"},
+    "resource-prompt": {"resourceType": "Text", "resourceId": "2"},
+}
+
+
+def args_from_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Valid-looking arguments for a tool this script has no table entry for."""
+    args: dict[str, Any] = {}
+    properties = schema.get("properties", {})
+    for name in schema.get("required", []):
+        prop = properties.get(name, {})
+        if "default" in prop:
+            args[name] = prop["default"]
+        elif prop.get("enum"):
+            args[name] = prop["enum"][0]
+        else:
+            args[name] = {"string": "x", "number": 1, "integer": 1, "boolean": False, "array": [], "object": {}}.get(
+                prop.get("type", "string"), "x"
+            )
+    return args
+
+
+async def everything(client: Client, peer: Peer, steps: Steps, mode: str) -> None:
+    run = steps.run
+    await run("ping", lambda: client.send_ping())
+    tools = await run("tools/list", lambda: client.list_tools())
+    await run("resources/list", lambda: client.list_resources())
+    templates = await run("resources/templates/list", lambda: client.list_resource_templates())
+    prompts = await run("prompts/list", lambda: client.list_prompts())
+    await run("logging/setLevel", lambda: client.set_logging_level("debug"))
+
+    # Subscribe first, so that toggle-subscriber-updates has something to report.
+    watched = "demo://resource/dynamic/text/1"
+    await run("resources/subscribe", lambda: client.subscribe_resource(watched))
+
+    progress: list[Any] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append({"progress": value, "total": total, "message": message})
+
+    synthesized: list[str] = []
+    for tool in tools.tools if tools else []:
+        name = tool.name
+        args = EVERYTHING_TOOL_ARGS.get(name)
+        if args is None:
+            args = args_from_schema(tool.input_schema)
+            synthesized.append(name)
+        callback = on_progress if name == "trigger-long-running-operation" else None
+        await run(f"tools/call {name}", lambda: client.call_tool(name, args, progress_callback=callback))
+        if name == "toggle-simulated-logging":
+            # Its first message is sent at once; then one every 5 s until toggled off. They read
+            # "Debug-level message", …, "Alert level-message" (other logs came before).
+            simulated = lambda: any(  # noqa: E731
+                "level message" in str(l.get("data")) or "level-message" in str(l.get("data")) for l in peer.logs
+            )
+            steps.record["simulated log seen"] = await wait_for(simulated, 10)
+            await run(f"tools/call {name} (off)", lambda: client.call_tool(name, {}))
+        if name == "toggle-subscriber-updates":
+            updated = lambda: any(  # noqa: E731
+                n.get("method") == "notifications/resources/updated" and n.get("params", {}).get("uri") == watched
+                for n in peer.notifications
+            )
+            steps.record["resource update seen"] = await wait_for(updated, 10)
+            await run(f"tools/call {name} (off)", lambda: client.call_tool(name, {}))
+    steps.record["progress"] = progress
+    steps.record["synthesized arguments for"] = synthesized
+
+    # URL elicitation's other path: a -32042 error first, then the retry goes through.
+    url_args = {"url": URL_ELICITATION, "errorPath": True, "elicitationId": "portcullis-e2e"}
+    if tools and any(t.name == "trigger-url-elicitation" for t in tools.tools):
+        await run("tools/call trigger-url-elicitation errorPath", lambda: client.call_tool("trigger-url-elicitation", url_args))
+        await run(
+            "tools/call trigger-url-elicitation errorPath retry",
+            lambda: client.call_tool("trigger-url-elicitation", url_args),
+        )
+
+    await run("resources/unsubscribe", lambda: client.unsubscribe_resource(watched))
+
+    # The list again: gzip-file-as-resource registered a session resource meanwhile.
+    resources = await run("resources/list (after tools)", lambda: client.list_resources())
+    for resource in resources.resources if resources else []:
+        uri = str(resource.uri)
+        await run(f"resources/read {uri}", lambda: client.read_resource(uri))
+    for template in templates.resource_templates if templates else []:
+        uri = template.uri_template.replace("{resourceId}", "5")
+        await run(f"resources/read {uri}", lambda: client.read_resource(uri))
+
+    for prompt in prompts.prompts if prompts else []:
+        args = EVERYTHING_PROMPT_ARGS.get(prompt.name)
+        if args is None:
+            args = {a.name: "x" for a in prompt.arguments or [] if a.required}
+        await run(f"prompts/get {prompt.name}", lambda: client.get_prompt(prompt.name, args))
+
+    await run(
+        "completion/complete completable-prompt department",
+        lambda: client.complete(
+            types.PromptReference(name="completable-prompt"), {"name": "department", "value": "Eng"}
+        ),
+    )
+    await run(
+        "completion/complete completable-prompt name",
+        lambda: client.complete(
+            types.PromptReference(name="completable-prompt"),
+            {"name": "name", "value": ""},
+            context_arguments={"department": "Sales"},
+        ),
+    )
+    await run(
+        "completion/complete resource template",
+        lambda: client.complete(
+            types.ResourceTemplateReference(uri="demo://resource/dynamic/text/{resourceId}"),
+            {"name": "resourceId", "value": "3"},
+        ),
+    )
+
+    # Decode the session resource the gzip tool made: it must be our file, byte for byte.
+    gz_uri = f"demo://resource/session/{GZIP_NAME}"
+    record = steps.record.get(f"resources/read {gz_uri}", {})
+    try:
+        blob = record["ok"]["contents"][0]["blob"]
+        steps.record["gzip round trip"] = gzip.decompress(base64.b64decode(blob)) == GZIP_SOURCE
+    except Exception as e:  # noqa: BLE001
+        steps.record["gzip round trip"] = f"{type(e).__name__}: {e}"
+
+
+async def everything_asks(client: Client, peer: Peer, steps: Steps, mode: str) -> None:
+    """Only the server-everything tools that send the client requests of their own."""
+    run = steps.run
+    await run("tools/list", lambda: client.list_tools())
+    await run("tools/call echo", lambda: client.call_tool("echo", EVERYTHING_TOOL_ARGS["echo"]))
+    for name in ["trigger-sampling-request", "trigger-elicitation-request", "get-roots-list"]:
+        await run(f"tools/call {name}", lambda: client.call_tool(name, EVERYTHING_TOOL_ARGS[name]))
+
+
+async def echo_only(client: Client, peer: Peer, steps: Steps, mode: str) -> None:
+    """The smallest conversation: list the tools, call `echo`."""
+    await steps.run("tools/list", lambda: client.list_tools())
+    await steps.run("tools/call echo", lambda: client.call_tool("echo", {"message": "hello through portcullis"}))
+
+
+SCENARIOS = {
+    "fixture": fixture,
+    "everything": everything,
+    "everything-asks": everything_asks,
+    "echo": echo_only,
+}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), required=True)
+    parser.add_argument("--mode", required=True)
+    parser.add_argument("--url")
+    parser.add_argument("--step-timeout", type=float, default=30.0)
+    parser.add_argument("--total-timeout", type=float, default=240.0)
+    parser.add_argument("--stdio", nargs=argparse.REMAINDER)
+    opts = parser.parse_args()
+
+    if opts.url:
+        server: Any = opts.url
+    elif opts.stdio:
+        server = StdioServerParameters(command=opts.stdio[0], args=opts.stdio[1:])
+    else:
+        parser.error("one of --url or --stdio is required")
+
+    peer = Peer()
+    steps = Steps(opts.step_timeout)
+    summary: dict[str, Any] = {"steps": steps.record}
+    # The log level rides on every 2026-07-28 request (ignored by handshake-era connections).
+    client = peer.client(server, opts.mode, log_level="debug")
+    phase = "connect"
+    try:
+        with anyio.fail_after(opts.total_timeout):
+            async with client:
+                phase = "run"
+                summary["protocol_version"] = client.protocol_version
+                summary["server_info"] = to_json(client.server_info)
+                summary["server_capabilities"] = to_json(client.server_capabilities)
+                await SCENARIOS[opts.scenario](client, peer, steps, opts.mode)
+                phase = "close"
+    except BaseException as e:  # noqa: BLE001 - reported, not raised: the summary is the output
+        summary[phase] = f"{type(e).__name__}: {e}"
+        summary[f"{phase}_trace"] = traceback.format_exc()
+    summary.update(peer.summary())
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    anyio.run(main)
