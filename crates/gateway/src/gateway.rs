@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use portcullis_egress::{EgressClient, EgressConfig};
-use portcullis_policy::Policy;
+use portcullis_policy::{Policy, Principal};
 
 use crate::config::{Config, Instances, Upstream};
 use crate::route::{Route, routes};
@@ -27,10 +27,11 @@ pub struct Gateway {
     pub config: Arc<Config>,
     pub egress: EgressClient,
     specs: HashMap<String, Arc<UpstreamSpec>>,
-    /// One connection per server and client era, shared by every session that may share
-    /// it: sessions of servers with `instances = "shared"` (stateful era), and stateless
-    /// (2026-07-28) clients, which have no session of their own.
-    shared: HashMap<(String, Era), Arc<UpstreamSlot>>,
+    /// Connections shared between sessions: one per server for servers with
+    /// `instances = "shared"` (stateful era); and, for stateless (2026-07-28) clients, which
+    /// have no session of their own, one per server and principal — so that whatever an
+    /// upstream says that cannot be tied to a request stays within one principal.
+    shared: std::sync::Mutex<HashMap<SharedKey, Arc<UpstreamSlot>>>,
     routes: HashMap<String, Arc<Route>>,
     /// Calls waiting for a stateless client's input (see `session::mrtr`).
     pub parked: ParkedCalls,
@@ -41,7 +42,6 @@ impl Gateway {
         let egress = EgressClient::new(&EgressConfig::default())?;
         let max = config.gateway.max_message_bytes;
         let mut specs = HashMap::new();
-        let mut shared = HashMap::new();
         for (name, server) in &config.servers {
             let spec =
                 UpstreamSpec::from_config(server, max).map_err(|reason| GatewayError::Server {
@@ -49,16 +49,6 @@ impl Gateway {
                     reason,
                 })?;
             let spec = Arc::new(spec);
-            for era in [Era::Legacy, Era::Modern] {
-                let slot = UpstreamSlot::new(
-                    spec.clone(),
-                    egress.clone(),
-                    None,
-                    ClientCapsForUpstream::shared(),
-                    era,
-                );
-                shared.insert((name.clone(), era), Arc::new(slot));
-            }
             specs.insert(name.clone(), spec);
         }
         let routes = routes(&config)
@@ -69,7 +59,7 @@ impl Gateway {
             config: Arc::new(config),
             egress,
             specs,
-            shared,
+            shared: std::sync::Mutex::new(HashMap::new()),
             routes,
             parked: ParkedCalls::default(),
         }))
@@ -104,7 +94,7 @@ impl Gateway {
         era: Era,
     ) -> Option<Arc<UpstreamSlot>> {
         if self.is_shared(server) {
-            return self.shared_slot(server, Era::Legacy);
+            return self.shared_slot(server, Era::Legacy, None);
         }
         let spec = self.specs.get(server)?.clone();
         Some(Arc::new(UpstreamSlot::new(
@@ -116,15 +106,52 @@ impl Gateway {
         )))
     }
 
-    /// The connection shared by the sessions of clients of one era.
-    pub fn shared_slot(&self, server: &str, era: Era) -> Option<Arc<UpstreamSlot>> {
-        self.shared.get(&(server.to_owned(), era)).cloned()
+    /// A connection shared by sessions: of clients of one era, and (when given) of one
+    /// principal. Created on first use.
+    pub fn shared_slot(
+        &self,
+        server: &str,
+        era: Era,
+        principal: Option<&Principal>,
+    ) -> Option<Arc<UpstreamSlot>> {
+        let spec = self.specs.get(server)?;
+        let key = SharedKey {
+            server: server.to_owned(),
+            era,
+            principal: principal.map(|p| p.to_string()),
+        };
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = shared.entry(key).or_insert_with(|| {
+            Arc::new(UpstreamSlot::new(
+                spec.clone(),
+                self.egress.clone(),
+                None,
+                ClientCapsForUpstream::shared(),
+                era,
+            ))
+        });
+        Some(slot.clone())
     }
 
     /// Stops every shared connection (child processes included).
     pub async fn shutdown(&self) {
-        for slot in self.shared.values() {
+        let slots: Vec<Arc<UpstreamSlot>> = self
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for slot in slots {
             slot.shutdown().await;
         }
     }
+}
+
+/// What a shared connection is shared by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SharedKey {
+    server: String,
+    era: Era,
+    principal: Option<String>,
 }

@@ -2,6 +2,7 @@
 //! stray line there would corrupt the host's stream.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
@@ -37,7 +38,12 @@ pub fn init(cfg: &LogConfig) -> anyhow::Result<()> {
             }
         }
         None if json => builder.json().with_writer(std::io::stderr).try_init(),
-        None => builder.with_writer(std::io::stderr).try_init(),
+        // Colours only for a person at a terminal: escape codes in a host's log capture are
+        // noise, and formatting them costs time on every line (one per decision).
+        None => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }

@@ -149,7 +149,7 @@ impl Session {
                 .filter_map(|server| {
                     let era = if p.modern { Era::Modern } else { Era::Legacy };
                     let slot = if p.shared_upstreams {
-                        p.gateway.shared_slot(server, era)?
+                        p.gateway.shared_slot(server, era, Some(&p.principal))?
                     } else {
                         p.gateway
                             .slot_for_session(server, owner.clone(), caps.clone(), era)?

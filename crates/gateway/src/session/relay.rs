@@ -250,28 +250,34 @@ impl Session {
             listener: self.listener(),
             downstream_id: Some(id.clone()),
         };
-        // What a stateless round of this call is identified by (see `mrtr`).
-        let (params_for_caps, identity) = if self.modern && super::mrtr::may_require_input(method) {
-            (
-                params.clone(),
-                super::mrtr::call_identity(params.as_deref()),
-            )
-        } else {
-            (None, serde_json::Value::Null)
-        };
+        if super::mrtr::may_require_input(method) {
+            // The upstream may ask for input while it works on this, on a stream of its own
+            // when it is a stateful HTTP server: have that stream open.
+            conn.ensure_listening();
+        }
+        if self.modern && super::mrtr::may_require_input(method) {
+            // The upstream may ask this stateless client for input mid-call: the channel for
+            // its questions must exist before the request leaves, or an early question finds
+            // nobody to ask. (See `mrtr` for what identifies a round of the call.)
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let caps = super::mrtr::request_caps(params.as_deref());
+            let identity = super::mrtr::call_identity(params.as_deref());
+            self.lock()
+                .inputs
+                .insert(id.clone(), super::mrtr::InputChannel { tx, caps });
+            let call = match conn.start_request(method, params, Some(origin)).await {
+                Ok(call) => call,
+                Err(e) => {
+                    self.lock().inputs.remove(id);
+                    return Outcome::Error(e.to_error_object());
+                }
+            };
+            return self.await_with_inputs(id, call, rx, method, identity).await;
+        }
         let call = match conn.start_request(method, params, Some(origin)).await {
             Ok(call) => call,
             Err(e) => return Outcome::Error(e.to_error_object()),
         };
-        if self.modern && super::mrtr::may_require_input(method) {
-            // The upstream may ask this stateless client for input mid-call.
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let caps = super::mrtr::request_caps(params_for_caps.as_deref());
-            self.lock()
-                .inputs
-                .insert(id.clone(), super::mrtr::InputChannel { tx, caps });
-            return self.await_with_inputs(id, call, rx, method, identity).await;
-        }
         self.begin_inflight(id, conn, call.upstream_id());
         let out = call.wait().await;
         self.end_inflight(id);

@@ -9,8 +9,8 @@
 //! downstream session — together with the downstream request they relate to, when that is
 //! known. Relation comes from, in order: the progress token; the HTTP response stream the
 //! message arrived on; for a connection owned by one session, the newest request in flight.
-//! A connection shared between sessions never guesses across sessions: a message it cannot
-//! attribute to exactly one caller is refused (requests) or dropped (notifications).
+//! A connection shared between sessions goes by the one call in flight, if there is exactly
+//! one; otherwise a request it cannot relate is refused and a notification dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -732,6 +732,12 @@ impl UpstreamConn {
                 .and_then(|(_, p)| p.origin.as_ref()?.downstream_id.clone());
             return Some((owner.clone(), newest));
         }
+        // A connection shared between sessions has no relation to go by for a message that
+        // came on no request's stream (stdio, or an HTTP server's standalone stream). With
+        // exactly one call in flight it is about that call's work and goes to it; otherwise a
+        // request is refused and a notification dropped. (Shared connections never span
+        // principals, see `Gateway::shared_slot`, except where `instances = "shared"` asks
+        // for one child for everybody.)
         let mut callers = st.pending.values().filter_map(|p| p.origin.clone());
         match (callers.next(), callers.next()) {
             (Some(only), None) => Some((only.listener, only.downstream_id)),

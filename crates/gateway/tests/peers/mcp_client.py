@@ -25,7 +25,6 @@ import argparse
 import base64
 import gzip
 import json
-import sys
 import traceback
 import warnings
 from typing import Any, Awaitable, Callable
