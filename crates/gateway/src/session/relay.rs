@@ -67,6 +67,21 @@ fn invalid_params(msg: impl Into<String>) -> ErrorObject {
     ErrorObject::new(codes::INVALID_PARAMS, msg.into())
 }
 
+/// The params of a call, which must be an object.
+fn params_object(params: Option<&RawValue>) -> Result<RawObject, ErrorObject> {
+    let raw = params.ok_or_else(|| invalid_params("params are required"))?;
+    RawObject::parse(raw).map_err(|_| invalid_params("params must be an object"))
+}
+
+/// The params of a call, and the string member naming what it is about.
+fn named_params(params: Option<&RawValue>, key: &str) -> Result<(RawObject, String), ErrorObject> {
+    let obj = params_object(params)?;
+    let name = obj
+        .get_str(key)
+        .ok_or_else(|| invalid_params(format!("params.{key} must be a string")))?;
+    Ok((obj, name))
+}
+
 impl Session {
     pub(super) async fn handle_request(self: &Arc<Self>, msg: Envelope) -> Option<Envelope> {
         let id = msg.id.clone()?;
@@ -199,6 +214,27 @@ impl Session {
         decision.effect == Effect::Allow
     }
 
+    /// Resolves a client-visible name (or URI, for resources) to its server, decides (the
+    /// decision is logged), and returns the server's live connection and the name as the
+    /// upstream knows it. A hidden name and an unknown one get the same error.
+    async fn admit(
+        &self,
+        method: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(Arc<UpstreamConn>, String), ErrorObject> {
+        let resolved = match kind {
+            Kind::Resource => self.route.resolve_uri(name),
+            Kind::Tool | Kind::Prompt => self.route.resolve_name(name),
+        };
+        let resolved = resolved.ok_or_else(|| unknown(kind, name))?;
+        let (server, upstream) = (resolved.server.to_owned(), resolved.name.to_owned());
+        if !self.decide(method, &server, kind, &upstream) {
+            return Err(unknown(kind, name));
+        }
+        Ok((self.conn(&server).await?, upstream))
+    }
+
     /// The live connection to `server`, started if needed.
     pub(crate) async fn conn(&self, server: &str) -> Result<Arc<UpstreamConn>, ErrorObject> {
         let member = self.member(server).ok_or_else(|| {
@@ -299,24 +335,12 @@ impl Session {
         method: &str,
         params: Option<Box<RawValue>>,
     ) -> Outcome {
-        let Some(raw) = params.as_deref() else {
-            return invalid_params("params are required").into();
+        let (mut obj, name) = match named_params(params.as_deref(), "name") {
+            Ok(p) => p,
+            Err(e) => return e.into(),
         };
-        let Ok(mut obj) = RawObject::parse(raw) else {
-            return invalid_params("params must be an object").into();
-        };
-        let Some(name) = obj.get_str("name") else {
-            return invalid_params("params.name must be a string").into();
-        };
-        let Some(resolved) = self.route.resolve_name(&name) else {
-            return unknown(kind, &name).into();
-        };
-        let (server, upstream_name) = (resolved.server.to_owned(), resolved.name.to_owned());
-        if !self.decide(method, &server, kind, &upstream_name) {
-            return unknown(kind, &name).into();
-        }
-        let conn = match self.conn(&server).await {
-            Ok(c) => c,
+        let (conn, upstream_name) = match self.admit(method, kind, &name).await {
+            Ok(admitted) => admitted,
             Err(e) => return e.into(),
         };
         let list_kind = if kind == Kind::Tool {
@@ -345,24 +369,12 @@ impl Session {
         method: &str,
         params: Option<Box<RawValue>>,
     ) -> Outcome {
-        let Some(raw) = params.as_deref() else {
-            return invalid_params("params are required").into();
+        let (mut obj, uri) = match named_params(params.as_deref(), "uri") {
+            Ok(p) => p,
+            Err(e) => return e.into(),
         };
-        let Ok(mut obj) = RawObject::parse(raw) else {
-            return invalid_params("params must be an object").into();
-        };
-        let Some(uri) = obj.get_str("uri") else {
-            return invalid_params("params.uri must be a string").into();
-        };
-        let Some(resolved) = self.route.resolve_uri(&uri) else {
-            return unknown(Kind::Resource, &uri).into();
-        };
-        let (server, upstream_uri) = (resolved.server.to_owned(), resolved.name.to_owned());
-        if !self.decide(method, &server, Kind::Resource, &upstream_uri) {
-            return unknown(Kind::Resource, &uri).into();
-        }
-        let conn = match self.conn(&server).await {
-            Ok(c) => c,
+        let (conn, upstream_uri) = match self.admit(method, Kind::Resource, &uri).await {
+            Ok(admitted) => admitted,
             Err(e) => return e.into(),
         };
         if method == mcp::RESOURCES_SUBSCRIBE {
@@ -384,7 +396,7 @@ impl Session {
             Outcome::Reply(Reply::Result(r))
                 if self.route.is_virtual() && method == mcp::RESOURCES_READ =>
             {
-                Outcome::Reply(Reply::Result(self.expose_contents(&server, r)))
+                Outcome::Reply(Reply::Result(self.expose_contents(conn.server(), r)))
             }
             other => other,
         }
@@ -424,11 +436,9 @@ impl Session {
         method: &str,
         params: Option<Box<RawValue>>,
     ) -> Outcome {
-        let Some(raw) = params.as_deref() else {
-            return invalid_params("params are required").into();
-        };
-        let Ok(mut obj) = RawObject::parse(raw) else {
-            return invalid_params("params must be an object").into();
+        let mut obj = match params_object(params.as_deref()) {
+            Ok(obj) => obj,
+            Err(e) => return e.into(),
         };
         let Some(Ok(mut reference)) = obj.get("ref").map(RawObject::parse) else {
             return invalid_params("params.ref must be an object").into();
@@ -443,20 +453,8 @@ impl Session {
         let Some(name) = reference.get_str(key) else {
             return invalid_params(format!("params.ref.{key} must be a string")).into();
         };
-        let resolved = if kind == Kind::Prompt {
-            self.route.resolve_name(&name)
-        } else {
-            self.route.resolve_uri(&name)
-        };
-        let Some(resolved) = resolved else {
-            return unknown(kind, &name).into();
-        };
-        let (server, upstream_name) = (resolved.server.to_owned(), resolved.name.to_owned());
-        if !self.decide(method, &server, kind, &upstream_name) {
-            return unknown(kind, &name).into();
-        }
-        let conn = match self.conn(&server).await {
-            Ok(c) => c,
+        let (conn, upstream_name) = match self.admit(method, kind, &name).await {
+            Ok(admitted) => admitted,
             Err(e) => return e.into(),
         };
         let params = if self.route.is_virtual() {

@@ -212,29 +212,9 @@ pub fn fixture_stdio_server(name: &str) -> String {
 }
 
 /// Runs a command to completion with a deadline; returns (status ok, stdout, stderr).
-pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> (bool, String, String) {
-    use std::os::unix::process::CommandExt;
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .process_group(0);
-    let child = cmd.spawn().expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(out)) => (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ),
-        _ => {
-            kill_group(pid);
-            panic!("command timed out after {timeout:?}");
-        }
-    }
+pub fn run_with_timeout(cmd: Command, timeout: Duration) -> (bool, String, String) {
+    let (code, stdout, stderr) = run_code_with_timeout(cmd, timeout);
+    (code == Some(0), stdout, stderr)
 }
 
 /// One HTTP answer from an MCP endpoint, with the JSON-RPC messages it carried (a JSON body,

@@ -5,11 +5,49 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_wire::ProtocolVersion;
 
+use super::registry::SessionEntry;
 use super::streams::parse_event_id;
 use super::{SESSION_HEADER, SharedState, VERSION_HEADER, checks, plain, sse};
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The checks GET and DELETE share, in order: Host and Origin (403), the route (404), the
+/// protocol era (2026-07-28 has neither a GET stream nor sessions: 405), the `Accept` header
+/// when one is required (406), the session id (400 when missing, 404 when unknown).
+fn session_of(
+    st: &SharedState,
+    route: &str,
+    headers: &HeaderMap,
+    accept: Option<&str>,
+) -> Result<SessionEntry, Box<Response>> {
+    let refuse = |status, why: &str| Box::new(plain(status, why));
+    st.hosts
+        .check(headers)
+        .map_err(|(status, why)| refuse(status, why))?;
+    if st.gateway.route(route).is_none() {
+        return Err(refuse(StatusCode::NOT_FOUND, "no such MCP endpoint"));
+    }
+    if is_modern(headers) {
+        return Err(refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "protocol 2026-07-28 has no GET stream and no sessions",
+        ));
+    }
+    if let Some(media) = accept
+        && !checks::accepts(headers, media)
+    {
+        return Err(refuse(
+            StatusCode::NOT_ACCEPTABLE,
+            &format!("Accept must include {media}"),
+        ));
+    }
+    let sid = header(headers, SESSION_HEADER)
+        .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header"))?;
+    st.sessions
+        .get(sid, route)
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "session not found"))
 }
 
 /// 2026-07-28 has neither a GET stream nor client-ended sessions.
@@ -24,29 +62,9 @@ pub async fn handle(
     Path(route): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err((status, why)) = st.hosts.check(&headers) {
-        return plain(status, why);
-    }
-    if st.gateway.route(&route).is_none() {
-        return plain(StatusCode::NOT_FOUND, "no such MCP endpoint");
-    }
-    if is_modern(&headers) {
-        return plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "protocol 2026-07-28 has no GET stream",
-        );
-    }
-    if !checks::accepts(&headers, "text/event-stream") {
-        return plain(
-            StatusCode::NOT_ACCEPTABLE,
-            "Accept must include text/event-stream",
-        );
-    }
-    let Some(sid) = header(&headers, SESSION_HEADER) else {
-        return plain(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header");
-    };
-    let Some(entry) = st.sessions.get(sid, &route) else {
-        return plain(StatusCode::NOT_FOUND, "session not found");
+    let entry = match session_of(&st, &route, &headers, Some("text/event-stream")) {
+        Ok(entry) => entry,
+        Err(refused) => return *refused,
     };
     entry.session.touch();
 
@@ -81,25 +99,11 @@ pub async fn delete(
     Path(route): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err((status, why)) = st.hosts.check(&headers) {
-        return plain(status, why);
-    }
-    if st.gateway.route(&route).is_none() {
-        return plain(StatusCode::NOT_FOUND, "no such MCP endpoint");
-    }
-    if is_modern(&headers) {
-        return plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "protocol 2026-07-28 has no sessions to end",
-        );
-    }
-    let Some(sid) = header(&headers, SESSION_HEADER) else {
-        return plain(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header");
+    let entry = match session_of(&st, &route, &headers, None) {
+        Ok(entry) => entry,
+        Err(refused) => return *refused,
     };
-    if st.sessions.get(sid, &route).is_none() {
-        return plain(StatusCode::NOT_FOUND, "session not found");
-    }
-    if let Some(entry) = st.sessions.remove(sid) {
+    if let Some(entry) = st.sessions.remove(&entry.session.id) {
         entry.session.close().await;
     }
     StatusCode::OK.into_response()
