@@ -1,1 +1,204 @@
-fn main() {}
+//! `portcullis-bench`: tool calls to the fixture MCP server, directly and through the
+//! gateway, measured in one run on one machine, beside the project's targets.
+//!
+//! - [`procs`]: child processes (own process group, killed on drop), RSS, locating the binary.
+//! - [`protocol`]: the messages sent and how answers are read.
+//! - [`stdio_client`], [`http_client`]: the two MCP clients.
+//! - [`measure`]: direct and gateway measured in alternating rounds.
+//! - [`stats`]: percentiles and rates.
+//! - [`scenarios`]: stdio, HTTP and idle-session memory, direct and through the gateway.
+//! - [`report`]: the table and the targets; [`json`]: the same as JSON.
+//!
+//! See `crates/bench/README.md`.
+
+mod http_client;
+mod json;
+mod measure;
+mod procs;
+mod protocol;
+mod report;
+mod scenarios;
+mod stats;
+mod stdio_client;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+
+use crate::report::Results;
+use crate::scenarios::{Env, Settings};
+
+/// Measures the gateway against the fixture server it fronts, over stdio and HTTP, and the
+/// memory of idle HTTP sessions; prints the figures beside the project's targets.
+#[derive(Parser, Debug)]
+#[command(name = "portcullis-bench", version)]
+struct Cli {
+    /// The portcullis binary [default: target/release/portcullis, built first].
+    #[arg(long)]
+    portcullis: Option<PathBuf>,
+    /// Do not run `cargo build --release -p portcullis` before measuring.
+    #[arg(long)]
+    no_build: bool,
+    /// Small counts and 500 sessions: a smoke test that ends in well under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only these measurements (repeat or comma-separate).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
+    /// Sequential calls measured at concurrency 1 [default: 2000; quick: 200].
+    #[arg(long)]
+    latency_calls: Option<usize>,
+    /// Calls measured at full concurrency [default: 20000; quick: 2000].
+    #[arg(long)]
+    throughput_calls: Option<usize>,
+    /// Calls kept in flight in the throughput phase.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Calls made and discarded before each phase [default: 500; quick: 100].
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Rounds each phase is split into, alternating direct and gateway [default: 4; quick: 2].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Idle sessions opened for the memory measurement [default: 10000; quick: 500].
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// Longest wait for any one answer, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Exit with status 1 when a target is missed.
+    #[arg(long)]
+    strict: bool,
+    /// Keep the work directory (generated configs, gateway logs) and print where it is.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Stdio,
+    Http,
+    Memory,
+}
+
+impl Cli {
+    fn settings(&self) -> Settings {
+        let pick = |given: Option<usize>, full: usize, quick: usize| {
+            given.unwrap_or(if self.quick { quick } else { full })
+        };
+        Settings {
+            latency_calls: pick(self.latency_calls, 2_000, 200),
+            throughput_calls: pick(self.throughput_calls, 20_000, 2_000),
+            concurrency: self.concurrency.max(1),
+            warmup: pick(self.warmup, 500, 100),
+            rounds: pick(self.rounds, 4, 2).max(1),
+            sessions: pick(self.sessions, 10_000, 500),
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+        }
+    }
+
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_empty() || self.only.contains(&part)
+    }
+}
+
+// One thread drives the load: the machine's cores are left to the servers being measured,
+// and the client costs the same on both sides of each comparison.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = tokio::select! {
+        r = run(&cli) => r,
+        r = interrupted() => r,
+    };
+    // Children were killed (with their process groups) as `run` returned or was dropped.
+    match outcome {
+        Ok(results) => {
+            if cli.json {
+                println!("{:#}", results.json());
+            } else {
+                print!("{}", results.table());
+            }
+            if cli.strict && !results.all_pass() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("portcullis-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<Results> {
+    let bin = procs::locate_portcullis(cli.portcullis.clone(), !cli.no_build).await?;
+    let workdir = tempfile::Builder::new()
+        .prefix("portcullis-bench-")
+        .tempdir()
+        .context("cannot create a work directory")?;
+    let env = Env {
+        bin,
+        dir: workdir.path().to_path_buf(),
+    };
+    if cli.keep {
+        let kept = workdir.keep();
+        eprintln!("portcullis-bench: configs and logs in {}", kept.display());
+    }
+    let settings = cli.settings();
+    let progress = |what: &str| eprintln!("portcullis-bench: {what}");
+    let stdio = if cli.runs(Part::Stdio) {
+        progress("stdio: direct, then through the gateway");
+        Some(scenarios::stdio(&env, &settings).await.context("stdio")?)
+    } else {
+        None
+    };
+    let http = if cli.runs(Part::Http) {
+        progress("HTTP: direct, then through the gateway");
+        Some(scenarios::http(&env, &settings).await.context("HTTP")?)
+    } else {
+        None
+    };
+    let memory = if cli.runs(Part::Memory) {
+        progress(&format!("memory: {} idle sessions", settings.sessions));
+        Some(
+            scenarios::memory(&env, &settings)
+                .await
+                .context("idle sessions")?,
+        )
+    } else {
+        None
+    };
+    Ok(Results {
+        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        cpu_model: cpu_model(),
+        settings,
+        stdio,
+        http,
+        memory,
+    })
+}
+
+/// Ctrl-C or SIGTERM: an error, so `run` is dropped and every child is killed.
+async fn interrupted() -> anyhow::Result<Results> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    anyhow::bail!("interrupted")
+}
+
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_owned())
+}

@@ -89,6 +89,16 @@ impl<'de> Deserialize<'de> for RawObject {
     }
 }
 
+/// Whether raw JSON may contain `needle` once decoded: a fast pre-check that lets the relay
+/// skip parsing what cannot concern it. JSON may spell any character of a key or string as a
+/// `\u` escape, so text with any escape in it always counts as a possible match — the
+/// answer is never a false "no".
+pub fn may_mention(raw: &str, needle: &str) -> bool {
+    let bytes = raw.as_bytes();
+    memchr::memmem::find(bytes, needle.as_bytes()).is_some()
+        || memchr::memmem::find(bytes, b"\\u").is_some()
+}
+
 /// Parses a raw JSON array into its raw elements.
 pub fn raw_array(raw: &RawValue) -> Result<Vec<Box<RawValue>>, serde_json::Error> {
     serde_json::from_str(raw.get())
@@ -113,6 +123,19 @@ mod tests {
             obj.to_raw().get(),
             r#"{"z":1.50,"a":{"k" : [1,2]},"m":"y"}"#
         );
+    }
+
+    #[test]
+    fn an_escaped_spelling_is_never_ruled_out() {
+        assert!(may_mention(
+            r#"{"_meta":{"progressToken":1}}"#,
+            "progressToken"
+        ));
+        assert!(!may_mention(r#"{"name":"echo"}"#, "progressToken"));
+        assert!(may_mention(
+            r#"{"_meta":{"\u0070rogressToken":1}}"#,
+            "progressToken"
+        ));
     }
 
     #[test]

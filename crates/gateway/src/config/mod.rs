@@ -49,6 +49,18 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `gateway.session_idle_timeout`.
 pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Default `gateway.worker_threads`: half the cores (at least one). The gateway's own work
+/// per message is small next to its upstreams', which usually run on the same machine.
+pub fn default_worker_threads() -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    (cores / 2).max(1)
+}
+
+/// Largest accepted `gateway.worker_threads`.
+pub const MAX_WORKER_THREADS: i64 = 1024;
+
 /// Default `gateway.max_sessions`.
 pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 /// Largest accepted `gateway.max_sessions`.
@@ -114,6 +126,8 @@ pub struct GatewayConfig {
     pub session_idle_timeout: Duration,
     /// Most concurrent downstream sessions.
     pub max_sessions: usize,
+    /// Threads of the HTTP gateway's runtime.
+    pub worker_threads: usize,
 }
 
 impl Default for GatewayConfig {
@@ -127,6 +141,7 @@ impl Default for GatewayConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             session_idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            worker_threads: default_worker_threads(),
         }
     }
 }

@@ -32,6 +32,7 @@ pub(crate) const KEYS: &[&str] = &[
     "gateway.request_timeout",
     "gateway.session_idle_timeout",
     "gateway.max_sessions",
+    "gateway.worker_threads",
     "log",
     "log.level",
     "log.format",
@@ -77,6 +78,7 @@ pub(crate) struct RawGateway {
     pub request_timeout: Option<Spanned<RawDuration>>,
     pub session_idle_timeout: Option<Spanned<RawDuration>>,
     pub max_sessions: Option<Spanned<i64>>,
+    pub worker_threads: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

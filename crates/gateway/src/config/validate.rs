@@ -132,6 +132,19 @@ fn gateway(raw: RawGateway, issues: &mut Issues) -> GatewayConfig {
             ),
         }
     }
+    if let Some(n) = raw.worker_threads {
+        match usize::try_from(*n.get_ref()) {
+            Ok(t) if t >= 1 && *n.get_ref() <= super::MAX_WORKER_THREADS => g.worker_threads = t,
+            _ => issues.at(
+                n.span(),
+                format!(
+                    "gateway.worker_threads must be between 1 and {}, not {}",
+                    super::MAX_WORKER_THREADS,
+                    n.get_ref()
+                ),
+            ),
+        }
+    }
     g
 }
 

@@ -81,6 +81,40 @@ struct SessionState {
     inputs: HashMap<Id, mrtr::InputChannel>,
 }
 
+/// A client request in flight upstream. If the wait for it is abandoned before the answer —
+/// the HTTP client went away — a stateless client's request is cancelled upstream (for
+/// 2026-07-28 a closed stream *is* the cancellation); a stateful client's is not (its
+/// protocol says a disconnect is not a cancellation), the answer just has nowhere to go.
+pub(crate) struct Inflight<'a> {
+    session: &'a Session,
+    id: &'a Id,
+    conn: Arc<UpstreamConn>,
+    upstream_id: u64,
+    finished: bool,
+}
+
+impl Inflight<'_> {
+    /// The answer came (or the call failed): nothing to cancel.
+    pub(crate) fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.session.lock().inflight.remove(self.id);
+        if !self.finished && self.session.modern {
+            let (conn, upstream_id) = (self.conn.clone(), self.upstream_id);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    conn.send_cancelled(upstream_id, "the client went away")
+                        .await
+                });
+            }
+        }
+    }
+}
+
 /// What became of one message from the client.
 #[derive(Debug)]
 pub enum Handled {
@@ -252,7 +286,14 @@ impl Session {
     }
 
     /// Registers a client request as in flight upstream, refusing a duplicate id.
-    pub(crate) fn begin_inflight(&self, id: &Id, conn: &Arc<UpstreamConn>, upstream_id: u64) {
+    /// Marks a client request as in flight upstream until the returned guard is finished or
+    /// dropped (so that the client can cancel it meanwhile).
+    pub(crate) fn begin_inflight<'a>(
+        &'a self,
+        id: &'a Id,
+        conn: &Arc<UpstreamConn>,
+        upstream_id: u64,
+    ) -> Inflight<'a> {
         self.lock().inflight.insert(
             id.clone(),
             InflightRequest {
@@ -260,10 +301,13 @@ impl Session {
                 upstream_id,
             },
         );
-    }
-
-    pub(crate) fn end_inflight(&self, id: &Id) {
-        self.lock().inflight.remove(id);
+        Inflight {
+            session: self,
+            id,
+            conn: conn.clone(),
+            upstream_id,
+            finished: false,
+        }
     }
 
     /// Cancels one of this session's own requests that is in flight upstream (any other id

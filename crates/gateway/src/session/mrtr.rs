@@ -229,7 +229,7 @@ impl Session {
     }
 
     async fn run_round(self: &Arc<Self>, id: &Id, mut call: ParkedCall) -> Outcome {
-        self.begin_inflight(id, &call.conn, call.upstream_id);
+        let inflight = self.begin_inflight(id, &call.conn, call.upstream_id);
         let outcome = tokio::select! {
             biased;
             reply = &mut call.wait => Some(reply),
@@ -243,7 +243,8 @@ impl Session {
                 None
             }
         };
-        self.end_inflight(id);
+        // Answered, or parked for the client's input: either way not abandoned.
+        inflight.finish();
         match outcome {
             Some(reply) => {
                 call.origin.lock().inputs.remove(&call.origin_id);
@@ -341,7 +342,7 @@ impl Session {
 
 /// Whether a result is a 2026-07-28 `input_required` result.
 pub(super) fn is_input_required(result: &RawValue) -> bool {
-    memchr::memmem::find(result.get().as_bytes(), b"input_required").is_some()
+    crate::json::may_mention(result.get(), "input_required")
         && serde_json::from_str::<Value>(result.get())
             .ok()
             .is_some_and(|v| v.get("resultType").and_then(Value::as_str) == Some("input_required"))

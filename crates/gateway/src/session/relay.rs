@@ -163,8 +163,7 @@ impl Session {
         method: &str,
         result: Box<RawValue>,
     ) -> Result<Box<RawValue>, ErrorObject> {
-        let mentions_type =
-            memchr::memmem::find(result.get().as_bytes(), b"\"resultType\"").is_some();
+        let mentions_type = crate::json::may_mention(result.get(), "resultType");
         if !self.modern && !mentions_type {
             return Ok(result);
         }
@@ -314,9 +313,9 @@ impl Session {
             Ok(call) => call,
             Err(e) => return Outcome::Error(e.to_error_object()),
         };
-        self.begin_inflight(id, conn, call.upstream_id());
+        let inflight = self.begin_inflight(id, conn, call.upstream_id());
         let out = call.wait().await;
-        self.end_inflight(id);
+        inflight.finish();
         match out {
             Ok(reply) => Outcome::Reply(reply),
             Err(UpstreamError::Cancelled) => Outcome::Cancelled,

@@ -34,6 +34,13 @@ fn meta(msg: &Envelope) -> Option<Map<String, Value>> {
 
 /// The protocol version a message declares in `_meta`, as written.
 pub fn declared_version(msg: &Envelope) -> Option<String> {
+    if !msg
+        .params
+        .as_deref()
+        .is_some_and(|p| crate::json::may_mention(p.get(), mcp::META_PROTOCOL_VERSION))
+    {
+        return None;
+    }
     meta(msg)?
         .get(mcp::META_PROTOCOL_VERSION)?
         .as_str()

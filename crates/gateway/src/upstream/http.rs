@@ -17,13 +17,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use portcullis_egress::{
     EgressClient, EgressRequest, EgressResponse, HeaderMap, HeaderName, HeaderValue, Method,
-    StatusCode, Url,
+    StatusCode, Uri,
 };
 use portcullis_wire::{Limits, SseDecoder, parse_message};
 use tokio_util::sync::CancellationToken;
 
 use super::UpstreamError;
-use super::conn::{ConnParams, Routing, Transport, UpstreamConn};
+use super::conn::{ConnParams, Driver, Routing, Transport, UpstreamConn};
 
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// Attempts to resume a broken response stream before the request fails.
@@ -31,7 +31,7 @@ const MAX_RESUMES: u32 = 3;
 
 pub struct HttpIo {
     client: EgressClient,
-    url: Url,
+    url: Uri,
     session_id: RwLock<Option<HeaderValue>>,
     protocol_version: RwLock<Option<HeaderValue>>,
     /// The 2026-07-28 protocol: `Mcp-Method`/`Mcp-Name` headers on every POST.
@@ -40,7 +40,7 @@ pub struct HttpIo {
     stop: CancellationToken,
 }
 
-pub(crate) fn connect(client: EgressClient, url: Url, params: ConnParams) -> Arc<UpstreamConn> {
+pub(crate) fn connect(client: EgressClient, url: Uri, params: ConnParams) -> Arc<UpstreamConn> {
     let io = HttpIo {
         client,
         url,
@@ -143,7 +143,8 @@ impl HttpIo {
         req
     }
 
-    /// Sends a request; its answer arrives through [`UpstreamConn::dispatch`].
+    /// The exchange of one request: POST it, read what comes back, dispatch it (the answer
+    /// reaches its waiter through [`UpstreamConn::dispatch`]). The waiter drives it.
     pub(crate) fn post_request(
         &self,
         conn: &Arc<UpstreamConn>,
@@ -151,11 +152,11 @@ impl HttpIo {
         body: Vec<u8>,
         method: &str,
         routing: &Routing,
-    ) {
+    ) -> Driver {
         let req = self.post(body, method, Some(routing), conn.timeout());
         let is_initialize = method == crate::mcp::INITIALIZE;
         let conn = conn.clone();
-        tokio::spawn(async move {
+        Box::pin(async move {
             let Transport::Http(io) = &conn.transport else {
                 return;
             };
@@ -180,7 +181,7 @@ impl HttpIo {
                 *io.session_id.write().unwrap_or_else(|p| p.into_inner()) = Some(sid.clone());
             }
             io.read_response(&conn, id, resp).await;
-        });
+        })
     }
 
     async fn read_response(&self, conn: &Arc<UpstreamConn>, id: u64, resp: EgressResponse) {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use portcullis_egress::{EgressClient, Url};
+use portcullis_egress::{EgressClient, Uri};
 
 use super::conn::{ConnParams, UpstreamListener};
 use super::handshake::{ClientCapsForUpstream, Era, handshake};
@@ -34,7 +34,7 @@ pub struct UpstreamSpec {
 #[derive(Debug, Clone)]
 pub enum Target {
     Stdio(StdioLaunch),
-    Http(Url),
+    Http(Uri),
 }
 
 impl UpstreamSpec {

@@ -6,7 +6,7 @@ use super::{SERVER, error, errors, parse};
 fn unknown_key_is_reported_at_the_key_by_toml() {
     assert_eq!(
         error("[gateway]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n"),
-        "3:1: unknown field `lisen`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`"
+        "3:1: unknown field `lisen`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`"
     );
 }
 
@@ -33,9 +33,9 @@ fn every_unknown_key_in_a_section_is_reported_and_the_rest_still_checked() {
     assert_eq!(
         errors(text),
         [
-            "2:1: unknown field `listn`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`",
+            "2:1: unknown field `listn`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`",
             "3:10: invalid listen address \"nope\": expected an IP address and port such as 127.0.0.1:8440 or [::1]:8440",
-            "4:1: unknown field `timeout`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`",
+            "4:1: unknown field `timeout`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`",
         ]
     );
 }
@@ -364,6 +364,18 @@ fn max_sessions_must_be_positive_and_bounded() {
     assert_eq!(
         error("[gateway]\nmax_sessions = 0\n"),
         "2:16: gateway.max_sessions must be between 1 and 1000000, not 0"
+    );
+}
+
+#[test]
+fn worker_threads_must_be_positive_and_bounded() {
+    assert_eq!(
+        error("[gateway]\nworker_threads = 0\n"),
+        "2:18: gateway.worker_threads must be between 1 and 1024, not 0"
+    );
+    assert_eq!(
+        error("[gateway]\nworker_threads = 5000\n"),
+        "2:18: gateway.worker_threads must be between 1 and 1024, not 5000"
     );
 }
 

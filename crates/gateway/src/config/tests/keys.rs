@@ -24,6 +24,7 @@ max_message_bytes = "4MiB"
 request_timeout = "60s"
 session_idle_timeout = "30m"
 max_sessions = 100
+worker_threads = 2
 
 [log]
 level = "info"

@@ -9,9 +9,11 @@
 //! protocol version header or malformed message, 406 Accept, 413 size, 415 Content-Type,
 //! 202 for notifications and responses, 503 when the session cap is reached.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::body::{Body, to_bytes};
+use axum::body::to_bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,9 +38,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub async fn handle(
     State(st): State<SharedState>,
     Path(route): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
+    // Taken apart rather than extracted separately: the header map is borrowed, not copied.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     if let Err((status, why)) = st.hosts.check(&headers) {
         return plain(status, why);
     }
@@ -190,55 +194,100 @@ pub(super) async fn respond(
     };
     let modern = session.modern;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    if !outbound.open_request(&id, tx.clone()) {
+    if !outbound.open_request(&id, tx) {
         let err = ErrorObject::new(
             codes::INVALID_REQUEST,
             format!("request id {id} is already in use in this session"),
         );
         return rpc_error(StatusCode::BAD_REQUEST, Some(id), &err);
     }
-    let out = outbound.clone();
-    let request_id = id.clone();
-    tokio::spawn(async move {
+    let claim = Claim {
+        outbound: outbound.clone(),
+        id,
+    };
+    // The request runs in this connection's task while nothing but its answer is to be sent
+    // (one task hop fewer per call); it moves to a task of its own when it becomes a stream,
+    // since a stream must outlive its connection (resumption).
+    let mut work: Pin<Box<dyn Future<Output = Handled> + Send>> = Box::pin(async move {
         let handled = session.handle(msg).await;
-        // Closed before Done is sent: nothing related can slip in after the answer.
-        out.close_request(&request_id);
-        let _ = tx.send(StreamItem::Done(handled));
+        // Released before the answer goes out: nothing related can slip in after it.
+        drop(claim);
+        handled
     });
-    match rx.recv().await {
-        Some(StreamItem::Done(Handled::Response(response))) => {
-            let status = if modern {
-                stateless_status(&response)
-            } else {
-                StatusCode::OK
-            };
-            drop(on_disconnect);
-            json(status, &response)
+    let first = tokio::select! {
+        biased;
+        Some(StreamItem::Message(m)) = rx.recv() => Err(m),
+        handled = &mut work => Ok(handled),
+    };
+    match first {
+        Ok(handled) => {
+            // Messages sent just before the answer are still queued: they go first.
+            let mut early = Vec::new();
+            while let Ok(StreamItem::Message(m)) = rx.try_recv() {
+                early.push(m);
+            }
+            match handled {
+                Handled::Response(response) if early.is_empty() => {
+                    let status = if modern {
+                        stateless_status(&response)
+                    } else {
+                        StatusCode::OK
+                    };
+                    drop(on_disconnect);
+                    json(status, &response)
+                }
+                Handled::Response(response) => {
+                    let stream = outbound.new_stream();
+                    for m in early.iter().chain(std::iter::once(&response)) {
+                        stream.push(m);
+                    }
+                    stream.finish();
+                    sse(stream.attach(None))
+                }
+                // Cancelled by the client: the stream ends without an answer.
+                _ => {
+                    let (_tx, body) = mpsc::channel(1);
+                    sse(body)
+                }
+            }
         }
-        Some(StreamItem::Message(first)) => {
+        Err(first) => {
             let stream = outbound.new_stream();
             stream.push(&first);
             let body = stream.attach(None);
             tokio::spawn(async move {
-                while let Some(item) = rx.recv().await {
-                    match item {
-                        StreamItem::Message(m) => stream.push(&m),
-                        StreamItem::Done(Handled::Response(r)) => {
-                            stream.push(&r);
+                loop {
+                    tokio::select! {
+                        biased;
+                        Some(StreamItem::Message(m)) = rx.recv() => stream.push(&m),
+                        handled = &mut work => {
+                            while let Ok(StreamItem::Message(m)) = rx.try_recv() {
+                                stream.push(&m);
+                            }
+                            if let Handled::Response(r) = handled {
+                                stream.push(&r);
+                            }
                             break;
                         }
-                        StreamItem::Done(_) => break,
                     }
                 }
                 stream.finish();
             });
             super::sse_guarded(body, on_disconnect)
         }
-        // Cancelled by the client: the stream ends without an answer.
-        Some(StreamItem::Done(_)) | None => {
-            let (_tx, body) = mpsc::channel(1);
-            sse(body)
-        }
+    }
+}
+
+/// A client request id claimed on its session's streams; released when dropped, also when
+/// the request is abandoned halfway (its connection went away).
+struct Claim {
+    outbound: Arc<HttpOutbound>,
+    id: portcullis_wire::Id,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.outbound.close_request(&self.id);
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Origin {
     pub downstream_id: Option<Id>,
 }
 
+// One per connection, never in a collection: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Transport {
     Stdio(StdioIo),
     Http(HttpIo),
@@ -95,6 +97,22 @@ pub struct PendingCall {
     conn: Arc<UpstreamConn>,
     id: u64,
     rx: oneshot::Receiver<Result<Reply, UpstreamError>>,
+    /// For an HTTP upstream: the exchange itself (send, read the answer), driven by whoever
+    /// waits — one task fewer per call than spawning it.
+    driver: Option<Driver>,
+    /// Still pending: dropping the call forgets it, so an abandoned wait leaks nothing.
+    armed: bool,
+}
+
+/// The future that carries one request to an HTTP upstream and reads what comes back.
+pub(crate) type Driver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if self.armed {
+            self.conn.forget(self.id);
+        }
+    }
 }
 
 impl PendingCall {
@@ -106,38 +124,70 @@ impl PendingCall {
         &self.conn
     }
 
+    /// The answer, or None when the time ran out.
+    async fn answer(&mut self) -> Option<Result<Reply, UpstreamError>> {
+        let mut driver = self.driver.take();
+        let mut driven_out = false;
+        let rx = &mut self.rx;
+        let outcome = tokio::time::timeout(self.conn.timeout, async {
+            if let Some(d) = driver.as_mut() {
+                tokio::select! {
+                    biased;
+                    r = &mut *rx => return r,
+                    () = d.as_mut() => driven_out = true,
+                }
+            }
+            rx.await
+        })
+        .await;
+        // The answer came on a stream that has not ended yet: read it to its end in the
+        // background, so that the connection goes back to the pool instead of being dropped.
+        if let Some(d) = driver.filter(|_| !driven_out) {
+            let bound = self.conn.timeout;
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(bound, d).await;
+            });
+        }
+        match outcome {
+            Ok(Ok(result)) => {
+                self.armed = false;
+                Some(result)
+            }
+            Ok(Err(_)) => {
+                self.armed = false;
+                Some(Err(UpstreamError::Cancelled))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn timed_out(&self) -> UpstreamError {
+        UpstreamError::Timeout {
+            server: self.conn.server.to_string(),
+            timeout: self.conn.timeout,
+        }
+    }
+
     /// Waits like [`PendingCall::wait`] but never sends a cancellation: `initialize` and
     /// `server/discover` must not be cancelled (the lifecycle forbids it).
-    pub async fn wait_quietly(self) -> Result<Reply, UpstreamError> {
-        let timeout = self.conn.timeout;
-        match tokio::time::timeout(timeout, self.rx).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(UpstreamError::Cancelled),
-            Err(_) => {
-                self.conn.forget(self.id);
-                Err(UpstreamError::Timeout {
-                    server: self.conn.server.to_string(),
-                    timeout,
-                })
-            }
+    pub async fn wait_quietly(mut self) -> Result<Reply, UpstreamError> {
+        match self.answer().await {
+            Some(result) => result,
+            None => Err(self.timed_out()),
         }
     }
 
     /// Waits for the answer within the connection's timeout. On timeout the upstream is told
     /// to cancel (`notifications/cancelled`), so it can stop the work.
-    pub async fn wait(self) -> Result<Reply, UpstreamError> {
-        let timeout = self.conn.timeout;
-        match tokio::time::timeout(timeout, self.rx).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(UpstreamError::Cancelled),
-            Err(_) => {
+    pub async fn wait(mut self) -> Result<Reply, UpstreamError> {
+        match self.answer().await {
+            Some(result) => result,
+            None => {
+                self.armed = false;
                 self.conn
                     .cancel(self.id, "request timed out at the gateway")
                     .await;
-                Err(UpstreamError::Timeout {
-                    server: self.conn.server.to_string(),
-                    timeout,
-                })
+                Err(self.timed_out())
             }
         }
     }
@@ -256,14 +306,19 @@ impl UpstreamConn {
             );
         }
         let bytes = envelope.to_bytes();
-        if let Err(e) = self.send_request(id, bytes, method, &routing).await {
-            self.forget(id);
-            return Err(e);
-        }
+        let driver = match self.send_request(id, bytes, method, &routing).await {
+            Ok(driver) => driver,
+            Err(e) => {
+                self.forget(id);
+                return Err(e);
+            }
+        };
         Ok(PendingCall {
             conn: self.clone(),
             id,
             rx,
+            driver,
+            armed: true,
         })
     }
 
@@ -341,9 +396,14 @@ impl UpstreamConn {
     /// Abandons a request: its waiter gets [`UpstreamError::Cancelled`] and the upstream is
     /// told to stop (`notifications/cancelled`).
     pub async fn cancel(self: &Arc<Self>, id: u64, reason: &str) {
-        if !self.forget(id) {
-            return;
+        if self.forget(id) {
+            self.send_cancelled(id, reason).await;
         }
+    }
+
+    /// Tells the upstream to stop working on request `id` (whether or not it is still
+    /// pending here: a waiter that gave up has already forgotten it).
+    pub(crate) async fn send_cancelled(self: &Arc<Self>, id: u64, reason: &str) {
         let params = methods::raw(&serde_json::json!({ "requestId": id, "reason": reason }));
         if let Err(e) = self
             .notify(methods::NOTIFICATION_CANCELLED, Some(params))
@@ -443,19 +503,18 @@ impl UpstreamConn {
         }
     }
 
+    /// Sends a request: written to a child's stdin now, or (HTTP) returned as the driver
+    /// the waiter runs.
     async fn send_request(
         self: &Arc<Self>,
         id: u64,
         bytes: Vec<u8>,
         method: &str,
         routing: &Routing,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<Option<Driver>, UpstreamError> {
         match &self.transport {
-            Transport::Stdio(io) => io.send(self, &bytes).await,
-            Transport::Http(io) => {
-                io.post_request(self, id, bytes, method, routing);
-                Ok(())
-            }
+            Transport::Stdio(io) => io.send(self, &bytes).await.map(|()| None),
+            Transport::Http(io) => Ok(Some(io.post_request(self, id, bytes, method, routing))),
         }
     }
 }

@@ -74,9 +74,9 @@ impl UpstreamConn {
                 params = self.with_modern_meta(params)?;
             }
         } else if self.identity.get().is_some()
-            && params.as_deref().is_some_and(|p| {
-                memchr::memmem::find(p.get().as_bytes(), b"io.modelcontextprotocol/").is_some()
-            })
+            && params
+                .as_deref()
+                .is_some_and(|p| crate::json::may_mention(p.get(), "io.modelcontextprotocol/"))
         {
             // A 2026-07-28 client's per-request envelope means nothing in a stateful upstream
             // session, and would contradict the version that session negotiated.
@@ -149,6 +149,9 @@ fn progress_token(params: &RawValue) -> Option<Value> {
     struct View {
         #[serde(rename = "_meta")]
         meta: Option<Meta>,
+    }
+    if !crate::json::may_mention(params.get(), "progressToken") {
+        return None;
     }
     let view: View = serde_json::from_str(params.get()).ok()?;
     view.meta?

@@ -1,0 +1,85 @@
+//! The results as JSON: the same figures as the table, and every target with its verdict.
+
+use serde_json::{Value, json};
+
+use crate::measure::CpuPerCall;
+use crate::report::{Results, added_p50, cpu_bound_ratio, ratio};
+use crate::scenarios::{Comparison, Side};
+use crate::stats::{Latency, Throughput};
+
+impl Results {
+    pub fn json(&self) -> Value {
+        let s = &self.settings;
+        let checks: Vec<Value> = self
+            .checks()
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id, "figure": c.figure, "limit": c.limit,
+                    "comparison": if c.at_most { "at_most" } else { "at_least" },
+                    "pass": c.pass(),
+                })
+            })
+            .collect();
+        json!({
+            "machine": { "cpus": self.cpus, "cpu_model": self.cpu_model },
+            "settings": {
+                "latency_calls": s.latency_calls,
+                "throughput_calls": s.throughput_calls,
+                "concurrency": s.concurrency,
+                "warmup_calls": s.warmup,
+                "sessions": s.sessions,
+                "timeout_ms": s.timeout.as_millis() as u64,
+            },
+            "stdio": self.stdio.as_ref().map(comparison_json),
+            "http": self.http.as_ref().map(comparison_json),
+            "idle_sessions": self.memory.as_ref().map(|m| json!({
+                "sessions": m.sessions,
+                "rss_before_kib": m.before_kib,
+                "rss_after_kib": m.after_kib,
+                "kib_per_session": m.kib_per_session(),
+                "open_seconds": m.open_elapsed.as_secs_f64(),
+            })),
+            "targets": checks,
+            "all_pass": self.all_pass(),
+        })
+    }
+}
+
+fn side_json(side: &Side) -> Value {
+    json!({
+        "answers": side.answers,
+        "cpu_per_call_us": {
+            "sequential": cpu_json(&side.cpu_sequential),
+            "concurrent": cpu_json(&side.cpu_concurrent),
+        },
+        "latency": latency_json(&side.latency),
+        "throughput": throughput_json(&side.throughput),
+    })
+}
+
+fn cpu_json(c: &CpuPerCall) -> Value {
+    json!({ "servers": c.servers_us, "gateway": c.gateway_us, "client": c.client_us })
+}
+
+fn latency_json(l: &Latency) -> Value {
+    json!({ "calls": l.calls, "p50_us": l.p50_us, "p99_us": l.p99_us, "mean_us": l.mean_us })
+}
+
+fn throughput_json(t: &Throughput) -> Value {
+    json!({
+        "calls": t.calls, "concurrency": t.concurrency,
+        "seconds": t.elapsed.as_secs_f64(), "calls_per_sec": t.per_sec(), "p50_us": t.p50_us,
+    })
+}
+
+fn comparison_json(c: &Comparison) -> Value {
+    json!({
+        "direct": side_json(&c.direct),
+        "gateway": side_json(&c.gateway),
+        "added_p50_us": added_p50(c),
+        "added_p99_us": c.gateway.latency.p99_us - c.direct.latency.p99_us,
+        "throughput_ratio": ratio(c),
+        "cpu_bound_throughput_ratio": cpu_bound_ratio(c),
+    })
+}

@@ -1,0 +1,343 @@
+//! The results: a table for people, and the project's targets (JSON is in `json.rs`).
+
+use std::fmt::Write as _;
+
+use crate::scenarios::{Comparison, Memory, Settings, Side};
+
+/// Added p50 latency per call over stdio, at concurrency 1, in µs.
+pub const STDIO_ADDED_P50_US: f64 = 100.0;
+/// Added p50 latency per call over HTTP, at concurrency 1, in µs.
+pub const HTTP_ADDED_P50_US: f64 = 150.0;
+/// Gateway throughput as a share of direct, at concurrency 32 (both transports).
+pub const MIN_THROUGHPUT_RATIO: f64 = 0.60;
+/// Memory of one idle HTTP session in the gateway, in KiB.
+pub const MAX_SESSION_KIB: f64 = 16.0;
+
+pub struct Results {
+    pub cpus: usize,
+    pub cpu_model: Option<String>,
+    pub settings: Settings,
+    pub stdio: Option<Comparison>,
+    pub http: Option<Comparison>,
+    pub memory: Option<Memory>,
+}
+
+/// One target and whether the run met it.
+pub struct Check {
+    pub id: &'static str,
+    pub figure: f64,
+    pub limit: f64,
+    pub at_most: bool,
+}
+
+impl Check {
+    pub fn pass(&self) -> bool {
+        if self.at_most {
+            self.figure <= self.limit
+        } else {
+            self.figure >= self.limit
+        }
+    }
+
+    fn verdict(&self) -> &'static str {
+        if self.pass() { "PASS" } else { "FAIL" }
+    }
+}
+
+pub(crate) fn added_p50(c: &Comparison) -> f64 {
+    c.gateway.latency.p50_us - c.direct.latency.p50_us
+}
+
+pub(crate) fn ratio(c: &Comparison) -> f64 {
+    let direct = c.direct.throughput.per_sec();
+    if direct > 0.0 {
+        c.gateway.throughput.per_sec() / direct
+    } else {
+        0.0
+    }
+}
+
+fn transport_checks(c: &Comparison, name: &'static [&'static str; 2], limit: f64) -> [Check; 2] {
+    [
+        Check {
+            id: name[0],
+            figure: added_p50(c),
+            limit,
+            at_most: true,
+        },
+        Check {
+            id: name[1],
+            figure: ratio(c),
+            limit: MIN_THROUGHPUT_RATIO,
+            at_most: false,
+        },
+    ]
+}
+
+impl Results {
+    pub fn checks(&self) -> Vec<Check> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.stdio {
+            out.extend(transport_checks(
+                c,
+                &["stdio_added_p50_us", "stdio_throughput_ratio"],
+                STDIO_ADDED_P50_US,
+            ));
+        }
+        if let Some(c) = &self.http {
+            out.extend(transport_checks(
+                c,
+                &["http_added_p50_us", "http_throughput_ratio"],
+                HTTP_ADDED_P50_US,
+            ));
+        }
+        if let Some(m) = &self.memory {
+            out.push(Check {
+                id: "idle_session_kib",
+                figure: m.kib_per_session(),
+                limit: MAX_SESSION_KIB,
+                at_most: true,
+            });
+        }
+        out
+    }
+
+    pub fn all_pass(&self) -> bool {
+        self.checks().iter().all(Check::pass)
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let s = &self.settings;
+        let cpu = self.cpu_model.as_deref().unwrap_or("unknown CPU");
+        let _ = writeln!(
+            out,
+            "Portcullis benchmark: `echo` tool calls to the fixture server, direct and through the gateway"
+        );
+        let _ = writeln!(
+            out,
+            "machine: {} CPUs ({cpu}); {} calls at c=1, {} at c={}, {} warm-up calls before each phase\n",
+            self.cpus,
+            group(s.latency_calls as f64),
+            group(s.throughput_calls as f64),
+            s.concurrency,
+            group(s.warmup as f64),
+        );
+        let _ = writeln!(
+            out,
+            "{:<24}{:>12}{:>12}{:>18}   {:<12}result",
+            "", "direct", "gateway", "gateway − direct", "target"
+        );
+        let checks = self.checks();
+        let find = |id: &str| checks.iter().find(|c| c.id == id);
+        if let Some(c) = &self.stdio {
+            let _ = writeln!(out, "stdio (NDJSON on one pipe)");
+            transport_rows(
+                &mut out,
+                c,
+                find("stdio_added_p50_us"),
+                find("stdio_throughput_ratio"),
+            );
+        }
+        if let Some(c) = &self.http {
+            let _ = writeln!(
+                out,
+                "HTTP (one session; answers: direct {}, gateway {})",
+                c.direct.answers, c.gateway.answers
+            );
+            transport_rows(
+                &mut out,
+                c,
+                find("http_added_p50_us"),
+                find("http_throughput_ratio"),
+            );
+        }
+        if let Some(m) = &self.memory {
+            let _ = writeln!(out, "idle HTTP sessions through the gateway");
+            let _ = writeln!(
+                out,
+                "  {:<22}{} opened in {:.1} s",
+                "sessions",
+                group(m.sessions as f64),
+                m.open_elapsed.as_secs_f64()
+            );
+            let _ = writeln!(
+                out,
+                "  {:<22}{:.1} MiB before, {:.1} MiB after",
+                "gateway RSS",
+                m.before_kib as f64 / 1024.0,
+                m.after_kib as f64 / 1024.0
+            );
+            row(
+                &mut out,
+                "per idle session",
+                ["", "", &format!("{:.1} KiB", m.kib_per_session())],
+                find("idle_session_kib"),
+                |l| format!("≤ {l:.0} KiB"),
+            );
+        }
+        let passed = checks.iter().filter(|c| c.pass()).count();
+        let _ = writeln!(
+            out,
+            "\ntargets: {passed} of {} met (the targets are set for a 2-core machine)",
+            checks.len()
+        );
+        out
+    }
+}
+
+fn transport_rows(
+    out: &mut String,
+    c: &Comparison,
+    added: Option<&Check>,
+    ratio_check: Option<&Check>,
+) {
+    let (d, g) = (&c.direct, &c.gateway);
+    row(
+        out,
+        "c=1 p50",
+        [
+            &us(d.latency.p50_us),
+            &us(g.latency.p50_us),
+            &signed_us(added_p50(c)),
+        ],
+        added,
+        |l| format!("≤ +{l:.0} µs"),
+    );
+    let p99 = g.latency.p99_us - d.latency.p99_us;
+    info(
+        out,
+        "c=1 p99",
+        [
+            &us(d.latency.p99_us),
+            &us(g.latency.p99_us),
+            &signed_us(p99),
+        ],
+    );
+    let t = c.direct.throughput.concurrency;
+    row(
+        out,
+        &format!("c={t} calls/s"),
+        [
+            &group(d.throughput.per_sec()),
+            &group(g.throughput.per_sec()),
+            &format!("{:.1} %", ratio(c) * 100.0),
+        ],
+        ratio_check,
+        |l| format!("≥ {:.0} %", l * 100.0),
+    );
+    info(
+        out,
+        &format!("c={t} p50"),
+        [&us(d.throughput.p50_us), &us(g.throughput.p50_us), ""],
+    );
+    info(
+        out,
+        "c=1 CPU/call gateway",
+        ["", &us(g.cpu_sequential.gateway_us), ""],
+    );
+    let (dc, gc) = (&d.cpu_concurrent, &g.cpu_concurrent);
+    info(
+        out,
+        &format!("c={t} CPU/call servers"),
+        [
+            &us(dc.servers_us),
+            &us(gc.servers_us),
+            &signed_us(gc.servers_us - dc.servers_us),
+        ],
+    );
+    info(out, "  of which gateway", ["", &us(gc.gateway_us), ""]);
+    info(out, "  client", [&us(dc.client_us), &us(gc.client_us), ""]);
+    info(
+        out,
+        "  ratio if CPU-bound",
+        ["", "", &format!("{:.1} %", cpu_bound_ratio(c) * 100.0)],
+    );
+}
+
+/// The throughput ratio a machine with no spare CPU would show: the inverse ratio of all the
+/// CPU time (client and servers) one call costs on each side. Unlike calls/s, it hardly moves
+/// with other load on the machine.
+pub(crate) fn cpu_bound_ratio(c: &Comparison) -> f64 {
+    let total = |s: &Side| s.cpu_concurrent.servers_us + s.cpu_concurrent.client_us;
+    let gateway = total(&c.gateway);
+    if gateway > 0.0 {
+        total(&c.direct) / gateway
+    } else {
+        0.0
+    }
+}
+
+fn info(out: &mut String, label: &str, cells: [&str; 3]) {
+    row(out, label, cells, None, |_| String::new());
+}
+
+fn row(
+    out: &mut String,
+    label: &str,
+    cells: [&str; 3],
+    check: Option<&Check>,
+    target: impl Fn(f64) -> String,
+) {
+    let (target, verdict) = match check {
+        Some(c) => (target(c.limit), c.verdict()),
+        None => (String::new(), ""),
+    };
+    let line = format!(
+        "  {label:<22}{:>12}{:>12}{:>18}   {target:<12}{verdict}",
+        cells[0], cells[1], cells[2]
+    );
+    let _ = writeln!(out, "{}", line.trim_end());
+}
+
+fn us(v: f64) -> String {
+    format!("{v:.1} µs")
+}
+
+fn signed_us(v: f64) -> String {
+    format!("{v:+.1} µs")
+}
+
+/// 12345.6 → "12,346".
+fn group(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if v < 0.0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group(0.0), "0");
+        assert_eq!(group(999.4), "999");
+        assert_eq!(group(12345.6), "12,346");
+        assert_eq!(group(1_000_000.0), "1,000,000");
+    }
+
+    #[test]
+    fn checks_compare_in_the_right_direction() {
+        let at_most = Check {
+            id: "a",
+            figure: 100.0,
+            limit: 100.0,
+            at_most: true,
+        };
+        assert!(at_most.pass());
+        let at_least = Check {
+            id: "b",
+            figure: 0.59,
+            limit: 0.60,
+            at_most: false,
+        };
+        assert!(!at_least.pass());
+    }
+}
