@@ -83,7 +83,7 @@ pub struct UpstreamConn {
     shared: bool,
     owner: Option<Weak<dyn UpstreamListener>>,
     pub(crate) transport: Transport,
-    identity: OnceLock<ServerIdentity>,
+    identity: OnceLock<Arc<ServerIdentity>>,
     state: Mutex<ConnState>,
     next_id: AtomicU64,
     pub(crate) catalog: Catalog,
@@ -240,10 +240,10 @@ impl UpstreamConn {
 
     /// What the upstream said about itself in the handshake.
     pub fn identity(&self) -> Option<&ServerIdentity> {
-        self.identity.get()
+        self.identity.get().map(|i| &**i)
     }
 
-    pub(crate) fn set_identity(&self, identity: ServerIdentity) {
+    pub(crate) fn set_identity(&self, identity: Arc<ServerIdentity>) {
         let _ = self.identity.set(identity);
     }
 

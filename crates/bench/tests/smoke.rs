@@ -1,0 +1,84 @@
+//! The benchmark still runs end to end: a `--quick` run against the debug build of the
+//! gateway produces every figure the README promises. (It asserts that the figures exist and
+//! are measurements, not how good they are: a debug build on a shared test machine says
+//! nothing about performance, which the release benchmark alone measures.)
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn portcullis() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let exe = target.join("debug/portcullis");
+    assert!(
+        exe.exists(),
+        "{} is missing: build the workspace first (cargo test --workspace does)",
+        exe.display()
+    );
+    exe
+}
+
+fn positive(v: &Value, path: &str) -> f64 {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = &cur[key];
+    }
+    let n = cur
+        .as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number in the report"));
+    assert!(n > 0.0, "{path} = {n}");
+    n
+}
+
+#[test]
+fn a_quick_run_reports_every_figure() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis-bench"))
+        .args([
+            "--quick",
+            "--json",
+            "--no-build",
+            "--sessions",
+            "200",
+            "--portcullis",
+        ])
+        .arg(portcullis())
+        .output()
+        .expect("run the benchmark");
+    assert!(
+        out.status.success(),
+        "benchmark failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    for transport in ["stdio", "http"] {
+        for side in ["direct", "gateway"] {
+            positive(&report, &format!("{transport}.{side}.latency.p50_us"));
+            positive(
+                &report,
+                &format!("{transport}.{side}.throughput.calls_per_sec"),
+            );
+        }
+        positive(&report, &format!("{transport}.throughput_ratio"));
+    }
+    let targets = report["targets"].as_array().expect("targets");
+    let ids: Vec<&str> = targets.iter().filter_map(|t| t["id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "stdio_added_p50_us",
+            "stdio_throughput_ratio",
+            "http_added_p50_us",
+            "http_throughput_ratio",
+            "idle_session_kib"
+        ]
+    );
+    assert!(
+        targets
+            .iter()
+            .all(|t| t["figure"].as_f64().is_some_and(f64::is_finite))
+    );
+}
