@@ -334,3 +334,45 @@ fn stdio_applies_the_same_policy() {
     );
     assert_eq!(echo["result"]["content"][0]["text"], "alive");
 }
+
+/// The decision log line of one call: the structured fields a reader (or a log pipeline)
+/// greps for, from the gateway's stderr.
+fn decision_lines(gw: &Gateway, name: &str) -> Vec<String> {
+    gw.proc
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("portcullis::decision") && l.contains(&format!("name=\"{name}\"")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_decision_is_logged_with_its_rule() {
+    let gw = Gateway::start(&config());
+    let (c, _) = session(&gw, "deny-first").await;
+    c.call_tool(1, "echo", json!({"message": "x"})).await;
+    c.call_tool(2, "add", json!({"a": 1, "b": 2})).await;
+    // Log lines reach stderr within the logger's flush interval.
+    assert!(
+        support::wait_until(support::WAIT, || !decision_lines(&gw, "echo").is_empty()
+            && !decision_lines(&gw, "add").is_empty()),
+        "no decision lines in:\n{}",
+        gw.proc.stderr()
+    );
+    let denied = decision_lines(&gw, "echo").join("\n");
+    for field in [
+        "decision=\"deny\"",
+        "server=\"deny-first\"",
+        "method=\"tools/call\"",
+        "rule=rule 5 (",
+        "principal=anonymous",
+        "transport=\"http\"",
+    ] {
+        assert!(denied.contains(field), "{field} missing from: {denied}");
+    }
+    let allowed = decision_lines(&gw, "add").join("\n");
+    assert!(
+        allowed.contains("decision=\"allow\"") && allowed.contains("rule=rule 6 ("),
+        "{allowed}"
+    );
+}
