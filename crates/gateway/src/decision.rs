@@ -4,7 +4,7 @@
 //! the `portcullis::decision` target with principal, session, transport, server, method,
 //! name, effect and the rule that decided (or `default` for the default deny).
 
-use portcullis_policy::{Decision, Effect, Policy, Principal};
+use portcullis_policy::{Decision, Policy, Principal};
 
 pub struct DecisionRecord<'a> {
     pub principal: &'a Principal,
@@ -17,10 +17,7 @@ pub struct DecisionRecord<'a> {
 }
 
 pub fn log(policy: &Policy, r: &DecisionRecord<'_>) {
-    let effect = match r.decision.effect {
-        Effect::Allow => "allow",
-        Effect::Deny => "deny",
-    };
+    let effect = r.decision.verdict.as_str();
     let rule = describe_rule(policy, r.decision);
     tracing::info!(
         target: "portcullis::decision",

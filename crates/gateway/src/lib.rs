@@ -16,6 +16,7 @@ pub mod decision;
 pub mod gateway;
 pub mod ids;
 pub mod json;
+pub mod limits;
 pub mod logging;
 pub mod mcp;
 pub mod route;

@@ -114,6 +114,11 @@ impl Token {
 pub struct Glob {
     pattern: String,
     tokens: Vec<Token>,
+    /// The literal characters the pattern starts with, and ends with (after its last
+    /// wildcard): every match starts and ends with them, so most names that do not match
+    /// are refused by two string comparisons.
+    prefix: String,
+    suffix: String,
 }
 
 impl Glob {
@@ -159,9 +164,23 @@ impl Glob {
                 }
             }
         }
+        let literal = |t: &Token| match t {
+            Token::Literal(c) => Some(*c),
+            _ => None,
+        };
+        let prefix: String = tokens.iter().map_while(literal).collect();
+        let suffix: String = if prefix.chars().count() == tokens.len() {
+            String::new()
+        } else {
+            let mut rev: Vec<char> = tokens.iter().rev().map_while(literal).collect();
+            rev.reverse();
+            rev.into_iter().collect()
+        };
         Ok(Glob {
             pattern: pattern.to_owned(),
             tokens,
+            prefix,
+            suffix,
         })
     }
 
@@ -179,6 +198,9 @@ impl Glob {
 
     /// Does the whole of `s` match the pattern?
     pub fn matches(&self, s: &str) -> bool {
+        if !s.starts_with(self.prefix.as_str()) || !s.ends_with(self.suffix.as_str()) {
+            return false;
+        }
         let tokens = &self.tokens;
         let mut t = 0; // next token
         let mut si = 0; // byte offset of the next unmatched char of `s`
@@ -218,6 +240,11 @@ impl Glob {
         }
     }
 
+    /// The literal text every match starts with (possibly empty).
+    pub fn literal_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.pattern
@@ -232,6 +259,18 @@ impl Glob {
     /// Is this pattern a plain name with no wildcard, i.e. does it match exactly one string?
     pub fn is_literal(&self) -> bool {
         self.tokens.iter().all(|t| matches!(t, Token::Literal(_)))
+    }
+
+    /// The one string a pattern without wildcards matches (escapes removed), or `None` when
+    /// it has a wildcard. Used to index rules by exact name.
+    pub fn literal(&self) -> Option<String> {
+        self.tokens
+            .iter()
+            .map(|t| match t {
+                Token::Literal(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
     }
 }
 

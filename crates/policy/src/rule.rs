@@ -3,7 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::condition::Condition;
+use crate::constraints::ArgConstraints;
 use crate::glob::Glob;
+use crate::principal::{Principal, PrincipalPattern, any_matches};
+use crate::rate::RateSpec;
 
 /// What a name refers to. MCP has three kinds of named things a host may be allowed to
 /// see or use, and a rule can target each separately.
@@ -53,14 +57,29 @@ pub enum Effect {
     Allow,
     /// The target is hidden from lists and refused when used.
     Deny,
+    /// The target is listed; each use is held until a person approves it.
+    Consent,
+}
+
+impl Effect {
+    /// `allow`, `deny`, `consent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+            Effect::Consent => "consent",
+        }
+    }
+
+    /// Can a rule with this effect let a call through (now or after consent)?
+    pub fn permits(self) -> bool {
+        matches!(self, Effect::Allow | Effect::Consent)
+    }
 }
 
 impl fmt::Display for Effect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Effect::Allow => "allow",
-            Effect::Deny => "deny",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -111,10 +130,10 @@ pub enum Coverage<'r> {
     Every,
 }
 
-/// One policy rule. A rule matches a target when every one of its matchers does; today
-/// the matchers are the server and the per-kind name lists. Later matchers (principals,
-/// scopes, argument conditions) are further fields that narrow the same conjunction, so
-/// the first-match-wins walk in [`crate::Policy`] does not change.
+/// One policy rule. A rule matches a target when every one of its matchers does: server,
+/// names, principals, condition, argument constraints. Scopes do not decide whether the rule
+/// matches: they decide whether a matching allow (or consent) rule lets the caller through
+/// or answers "insufficient scope".
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// The upstream server the rule is about; `None` means every server.
@@ -125,6 +144,16 @@ pub struct Rule {
     pub prompts: Option<Vec<Glob>>,
     /// Resource URIs the rule covers.
     pub resources: Option<Vec<Glob>>,
+    /// The callers the rule is about (any of them); `None` means everyone.
+    pub principals: Option<Vec<PrincipalPattern>>,
+    /// Scopes the caller's token must carry for an allow or consent rule to let it through.
+    pub scopes: Vec<String>,
+    /// A CEL condition that must hold.
+    pub when: Option<Condition>,
+    /// Constraints on the call's arguments.
+    pub constraints: ArgConstraints,
+    /// The rate limit of what this rule allows (per principal × server × tool).
+    pub rate: Option<RateSpec>,
     /// What the rule decides when it matches.
     pub effect: Effect,
     /// Where the rule was written.
@@ -139,6 +168,11 @@ impl Rule {
             tools: None,
             prompts: None,
             resources: None,
+            principals: None,
+            scopes: Vec::new(),
+            when: None,
+            constraints: ArgConstraints::default(),
+            rate: None,
             effect,
             origin,
         }
@@ -156,6 +190,13 @@ impl Rule {
     /// Does the rule list names of no kind at all? Such a rule covers every kind and name.
     pub fn lists_nothing(&self) -> bool {
         self.tools.is_none() && self.prompts.is_none() && self.resources.is_none()
+    }
+
+    /// The kinds the rule covers.
+    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        Kind::ALL
+            .into_iter()
+            .filter(|&k| self.coverage(k) != Coverage::None)
     }
 
     /// Does the rule apply to `server`?
@@ -176,13 +217,37 @@ impl Rule {
         }
     }
 
-    /// Does the rule match this server, kind and name?
+    /// Does the rule match this server, kind and name? (Principals, condition and
+    /// constraints aside.)
     pub fn matches(&self, server: &str, kind: Kind, name: &str) -> bool {
-        self.matches_server(server)
-            && match self.coverage(kind) {
-                Coverage::None => false,
-                Coverage::Every => true,
-                Coverage::Names(globs) => globs.iter().any(|g| g.matches(name)),
-            }
+        self.matches_server(server) && self.matches_name(kind, name)
+    }
+
+    /// Does the rule cover this kind and name?
+    pub fn matches_name(&self, kind: Kind, name: &str) -> bool {
+        match self.coverage(kind) {
+            Coverage::None => false,
+            Coverage::Every => true,
+            Coverage::Names(globs) => globs.iter().any(|g| g.matches(name)),
+        }
+    }
+
+    /// Is the rule about `principal`?
+    pub fn matches_principal(&self, principal: &Principal) -> bool {
+        self.principals
+            .as_deref()
+            .is_none_or(|patterns| any_matches(patterns, principal))
+    }
+
+    /// Does the rule apply to every call on what it covers, whoever makes it and whatever
+    /// the arguments (no principals, condition or argument constraints)?
+    pub fn is_unconditional(&self) -> bool {
+        self.principals.is_none() && self.when.is_none() && self.constraints.is_empty()
+    }
+
+    /// Does whether the rule applies depend on the call's arguments (its condition uses
+    /// `args`, or it has argument constraints)? Such a rule cannot be settled at list time.
+    pub fn depends_on_args(&self) -> bool {
+        self.when.as_ref().is_some_and(|c| c.uses("args")) || !self.constraints.is_empty()
     }
 }

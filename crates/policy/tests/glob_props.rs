@@ -8,7 +8,26 @@ fn plain() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9_./:{}é😀-]{1,24}"
 }
 
+/// A reference matcher: plain recursion over `*`, `?` and literal characters.
+fn reference(p: &[char], s: &[char]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (None, Some(_)) => false,
+        (Some('*'), _) => reference(&p[1..], s) || (!s.is_empty() && reference(p, &s[1..])),
+        (Some('?'), Some(_)) => reference(&p[1..], &s[1..]),
+        (Some(c), Some(d)) if c == d => reference(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
 proptest! {
+    #[test]
+    fn matching_agrees_with_a_reference_matcher(p in "[ab*?]{1,8}", s in "[ab]{0,10}") {
+        let g = Glob::new(&p).expect("valid pattern");
+        let (pc, sc): (Vec<char>, Vec<char>) = (p.chars().collect(), s.chars().collect());
+        prop_assert_eq!(g.matches(&s), reference(&pc, &sc), "{} vs {}", p, s);
+    }
+
     #[test]
     fn a_glob_without_metacharacters_matches_exactly_itself(p in plain(), other in any::<String>()) {
         let g = Glob::new(&p).expect("plain pattern");

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use portcullis_policy::{
-    Decision, Effect, Glob, Kind, Policy, Principal, Rule, RuleOrigin, Target,
+    Decision, Effect, Glob, Kind, LexicalResolver, Policy, Principal, Request, Rule, RuleOrigin,
+    Target, Verdict,
 };
 
 fn globs(ps: &[&str]) -> Option<Vec<Glob>> {
@@ -28,12 +29,22 @@ fn me() -> Principal {
     Principal::local("alice")
 }
 
+fn decide(p: &Policy, t: &Target<'_>) -> Decision {
+    let me = me();
+    p.decide(
+        &Request::new(&me, t.server, t.kind, t.name),
+        &LexicalResolver,
+    )
+}
+
 #[test]
 fn empty_policy_denies_everything_by_default() {
     let p = Policy::new(vec![]);
+    let d = decide(&p, &tool("files", "read"));
+    assert_eq!((d.verdict, d.rule), (Verdict::Deny, None));
     assert_eq!(
-        p.decide(&me(), &tool("files", "read")),
-        Decision::DEFAULT_DENY
+        d.reason,
+        "no rule allows tool \"read\" on server \"files\" for local:alice (default deny)"
     );
     assert!(!p.allows(&me(), &tool("files", "read")));
     for kind in Kind::ALL {
@@ -48,20 +59,11 @@ fn first_matching_rule_decides() {
     let mut allow = rule(1, Some("files"), Effect::Allow);
     allow.tools = globs(&["*"]);
     let p = Policy::new(vec![deny, allow]);
-    assert_eq!(
-        p.decide(&me(), &tool("files", "write_file")),
-        Decision {
-            effect: Effect::Deny,
-            rule: Some(0)
-        }
-    );
-    assert_eq!(
-        p.decide(&me(), &tool("files", "read_file")),
-        Decision {
-            effect: Effect::Allow,
-            rule: Some(1)
-        }
-    );
+    let d = decide(&p, &tool("files", "write_file"));
+    assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some(0)));
+    let d = decide(&p, &tool("files", "read_file"));
+    assert!(d.is_allowed());
+    assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some(1)));
 }
 
 #[test]
@@ -212,6 +214,7 @@ fn kind_and_effect_display_and_serde_names() {
     assert_eq!(Kind::Resource.plural(), "resources");
     assert_eq!(Effect::Allow.to_string(), "allow");
     assert_eq!(Effect::Deny.to_string(), "deny");
+    assert_eq!(Effect::Consent.to_string(), "consent");
 }
 
 #[test]
@@ -220,12 +223,9 @@ fn principal_display_forms() {
     assert_eq!(Principal::anonymous().to_string(), "anonymous");
     assert!(Principal::anonymous().is_anonymous());
     assert!(!Principal::local("alice").is_anonymous());
-    let p = Principal {
-        subject: "alice".into(),
-        issuer: Some("https://idp.example.com".into()),
-        client_id: Some("app".into()),
-    };
+    let p = Principal::oauth("https://idp.example.com", "alice").with_client("app");
     assert_eq!(p.to_string(), "https://idp.example.com|alice");
+    assert!(p.is_oauth() && !p.is_local());
 }
 
 #[test]
@@ -245,7 +245,38 @@ fn decision_reports_the_position_of_the_deciding_rule() {
     a.tools = globs(&["*"]);
     let b = rule(1, Some("files"), Effect::Deny);
     let p = Policy::new(vec![a, b]);
-    let d = p.decide(&me(), &tool("files", "x"));
+    let d = decide(&p, &tool("files", "x"));
     assert_eq!(d.rule, Some(1));
     assert_eq!(p.rules()[1].origin.index, 1);
+}
+
+#[test]
+fn policies_and_decisions_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Policy>();
+    shared::<Decision>();
+    shared::<Principal>();
+}
+
+#[test]
+fn principals_from_the_explain_command_line() {
+    let p = Principal::from_spec("sub:alice", Some("https://idp.example.com")).expect("ok");
+    assert_eq!(p.to_string(), "https://idp.example.com|alice");
+    assert_eq!(
+        Principal::from_spec("sub:alice", None)
+            .expect("ok")
+            .issuer
+            .as_deref(),
+        Some("explain")
+    );
+    assert_eq!(
+        Principal::from_spec("local:bob", None).expect("ok"),
+        Principal::local("bob")
+    );
+    assert_eq!(
+        Principal::from_spec("anonymous", None).expect("ok"),
+        Principal::anonymous()
+    );
+    assert!(Principal::from_spec("sub:", None).is_err());
+    assert!(Principal::from_spec("group:admins", None).is_err());
 }

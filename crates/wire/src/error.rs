@@ -54,6 +54,11 @@ pub mod codes {
     /// rather than "unknown"; a tool the caller may never call is answered as if it did not
     /// exist, so that policy does not leak what exists.
     pub const POLICY_DENIED: i64 = -32011;
+    /// Gateway: too many calls; `data.retryAfterMs` says when the next one may pass.
+    pub const RATE_LIMITED: i64 = -32012;
+    /// Gateway: the audit log could not record the decision, so the call was not made (the
+    /// gateway fails closed rather than act unrecorded).
+    pub const AUDIT_UNAVAILABLE: i64 = -32013;
 }
 
 /// A JSON-RPC error object: `{"code": …, "message": …, "data": …}`.

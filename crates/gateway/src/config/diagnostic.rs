@@ -81,6 +81,11 @@ impl Issues {
         self.found.is_empty()
     }
 
+    /// How many problems were found so far.
+    pub(crate) fn len(&self) -> usize {
+        self.found.len()
+    }
+
     /// Turns the problems into diagnostics for `file`, sorted in file order (ties keep the
     /// order they were found in), duplicates removed.
     pub(crate) fn into_error(mut self, file: &str, text: &str) -> ConfigError {
@@ -131,6 +136,11 @@ impl<'t> LineIndex<'t> {
             .get(start..offset)
             .map_or(offset - start, |s| s.chars().count());
         (line, column + 1)
+    }
+
+    /// The text being indexed.
+    pub(crate) fn text(&self) -> &'t str {
+        self.text
     }
 
     /// One-based line of `offset`.

@@ -7,14 +7,17 @@
 //! half-valid is ever returned: a config either loads completely or not at all, because a
 //! gateway running on a partly understood policy is worse than one that refuses to start.
 //!
-//! Later sections (`[auth]`, state, sandbox, credentials) are new fields on these structs
-//! and new `raw` sections; nothing here assumes the set is closed.
+//! Later sections (`[auth]`, sandbox, credentials) are new fields on these structs and new
+//! `raw` sections; nothing here assumes the set is closed.
 
 mod diagnostic;
+mod fs;
 mod net;
 mod raw;
 mod render;
+mod rule_parts;
 mod rules;
+mod sections;
 mod units;
 mod validate;
 mod warnings;
@@ -31,6 +34,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use diagnostic::{ConfigError, Diagnostic};
+pub use fs::SystemPaths;
+pub use portcullis_policy::RateSpec;
 pub use portcullis_wire::ProtocolVersion;
 
 /// The quickstart config, built into the binary so `portcullis serve` works with no file.
@@ -79,6 +84,10 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[audit]`.
+    pub audit: AuditConfig,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
     /// `[servers.<name>]`, by name.
     pub servers: BTreeMap<String, ServerConfig>,
     /// `[virtual.<name>]`, by name.
@@ -128,6 +137,8 @@ pub struct GatewayConfig {
     pub max_sessions: usize,
     /// Threads of the HTTP gateway's runtime.
     pub worker_threads: usize,
+    /// Where the gateway keeps its state (audit log, approvals, pins).
+    pub state: StateLocation,
 }
 
 impl Default for GatewayConfig {
@@ -142,6 +153,7 @@ impl Default for GatewayConfig {
             session_idle_timeout: DEFAULT_SESSION_IDLE_TIMEOUT,
             max_sessions: DEFAULT_MAX_SESSIONS,
             worker_threads: default_worker_threads(),
+            state: StateLocation::Sqlite(default_state_path()),
         }
     }
 }
@@ -157,6 +169,62 @@ impl GatewayConfig {
     pub fn listens_on_loopback(&self) -> bool {
         net::is_loopback(&self.listen)
     }
+}
+
+/// `gateway.state`: where the gateway keeps what must outlive a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// An embedded SQLite database file (`sqlite:<path>`), absolute or relative to the
+    /// working directory (a relative path in the file was made relative to the config
+    /// file's directory already).
+    Sqlite(PathBuf),
+}
+
+/// The default `gateway.state` database: `$XDG_STATE_HOME/portcullis/portcullis.db` when
+/// `XDG_STATE_HOME` is an absolute path, else `$HOME/.local/state/portcullis/portcullis.db`,
+/// else `portcullis.db` in the working directory.
+pub fn default_state_path() -> PathBuf {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let tail = Path::new("portcullis").join("portcullis.db");
+    if let Some(state) = var("XDG_STATE_HOME") {
+        state.join(tail)
+    } else if let Some(home) = var("HOME") {
+        home.join(".local").join("state").join(tail)
+    } else {
+        PathBuf::from("portcullis.db")
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditConfig {
+    /// Keep each call's arguments in its audit record (default: no; they may hold secrets).
+    pub include_args: bool,
+    /// Also write each audit record as a JSON line here.
+    pub mirror: Option<AuditMirror>,
+}
+
+/// `audit.mirror`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditMirror {
+    /// The gateway's standard output (not with `portcullis stdio`, whose stdout is MCP).
+    Stdout,
+    /// The gateway's standard error.
+    Stderr,
+    /// A file, appended to (relative paths were made relative to the config's directory).
+    File(PathBuf),
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitsConfig {
+    /// The default rate limit per principal × server × tool, for calls whose deciding rule
+    /// has none; `None` is unlimited.
+    pub rate: Option<RateSpec>,
 }
 
 /// `[log]`.

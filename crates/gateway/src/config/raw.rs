@@ -33,10 +33,17 @@ pub(crate) const KEYS: &[&str] = &[
     "gateway.session_idle_timeout",
     "gateway.max_sessions",
     "gateway.worker_threads",
+    "gateway.state",
     "log",
     "log.level",
     "log.format",
     "log.file",
+    "audit",
+    "audit.include_args",
+    "audit.mirror",
+    "limits",
+    "limits.rate",
+    "limits.burst",
     "servers",
     "servers.<name>.command",
     "servers.<name>.url",
@@ -57,11 +64,23 @@ pub(crate) const KEYS: &[&str] = &[
     "rules.tools",
     "rules.prompts",
     "rules.resources",
+    "rules.principals",
+    "rules.when",
+    "rules.scopes",
+    "rules.paths",
+    "rules.roots",
+    "rules.urls",
+    "rules.hosts",
+    "rules.max_arg_bytes",
+    "rules.rate",
+    "rules.burst",
     "rules.effect",
 ];
 
 /// The top-level tables, in the order the reference documents them.
-pub(crate) const TOP_LEVEL: &[&str] = &["gateway", "log", "servers", "virtual", "rules"];
+pub(crate) const TOP_LEVEL: &[&str] = &[
+    "gateway", "log", "audit", "limits", "servers", "virtual", "rules",
+];
 
 /// A list whose elements each keep their span, and which keeps its own (to point at an
 /// empty list).
@@ -79,6 +98,7 @@ pub(crate) struct RawGateway {
     pub session_idle_timeout: Option<Spanned<RawDuration>>,
     pub max_sessions: Option<Spanned<i64>>,
     pub worker_threads: Option<Spanned<i64>>,
+    pub state: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +107,20 @@ pub(crate) struct RawLog {
     pub level: Option<Spanned<String>>,
     pub format: Option<LogFormat>,
     pub file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "the [audit] table")]
+pub(crate) struct RawAudit {
+    pub include_args: Option<bool>,
+    pub mirror: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "the [limits] table")]
+pub(crate) struct RawLimits {
+    pub rate: Option<Spanned<String>>,
+    pub burst: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +172,17 @@ pub(crate) struct RawRule {
     pub tools: Option<SpannedList>,
     pub prompts: Option<SpannedList>,
     pub resources: Option<SpannedList>,
-    pub effect: Effect,
+    pub principals: Option<SpannedList>,
+    pub when: Option<Spanned<String>>,
+    pub scopes: Option<SpannedList>,
+    pub paths: Option<SpannedList>,
+    pub roots: Option<SpannedList>,
+    pub urls: Option<SpannedList>,
+    pub hosts: Option<SpannedList>,
+    pub max_arg_bytes: Option<Spanned<RawSize>>,
+    pub rate: Option<Spanned<String>>,
+    pub burst: Option<Spanned<i64>>,
+    pub effect: Spanned<Effect>,
 }
 
 /// A table entry keyed by a name that itself needs checking (server and virtual names).
@@ -164,6 +208,8 @@ pub(crate) struct RawRuleAt {
 pub(crate) struct RawConfig {
     pub gateway: RawGateway,
     pub log: RawLog,
+    pub audit: RawAudit,
+    pub limits: RawLimits,
     pub servers: Vec<Named<RawServer>>,
     /// Server names whose table failed to deserialize: they still count as configured, so
     /// that rules naming them do not get a second, misleading "unknown server" error.
@@ -188,6 +234,8 @@ pub(crate) fn parse_document(text: &str, issues: &mut Issues) -> Option<RawConfi
         match key.get_ref().as_ref() {
             "gateway" => raw.gateway = section(value, issues).unwrap_or_default(),
             "log" => raw.log = section(value, issues).unwrap_or_default(),
+            "audit" => raw.audit = section(value, issues).unwrap_or_default(),
+            "limits" => raw.limits = section(value, issues).unwrap_or_default(),
             "servers" => {
                 for entry in named_entries(value, "servers", "[servers.<name>]", issues) {
                     match section(entry.value, issues) {

@@ -1,15 +1,68 @@
 //! `portcullis check`: the effective policy, as a person reads it.
 //!
 //! Server by server and kind by kind, the rules that can decide a name there, in the order
-//! they are tried, each with its origin, then the default deny. Rules that can no longer be
-//! reached (an earlier rule already covers every name) are marked, so the output answers
-//! "what happens to a tool called X on server Y" without re-reading the whole file.
+//! they are tried, each with its origin and what else narrows it (principals, condition,
+//! argument constraints, scopes, rate), then the default deny. Rules that can no longer be
+//! reached (an earlier unconditional rule already covers every name) are marked, so the
+//! output answers "what happens to a tool called X on server Y" without re-reading the
+//! whole file.
 
 use std::fmt::Write as _;
 
-use portcullis_policy::{Coverage, Kind, Principal, Rule};
+use portcullis_policy::{Coverage, Kind, Rule};
 
-use super::{Config, FailureMode, ServerConfig, Upstream, units::format_duration};
+use super::units::{format_duration, format_size};
+use super::{Config, FailureMode, ServerConfig, Upstream};
+
+/// What narrows a rule beyond server and names, as ` [principals: …; when: …; …]`, or
+/// nothing.
+pub(crate) fn narrowing(rule: &Rule) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(principals) = &rule.principals {
+        let shown: Vec<String> = principals.iter().map(ToString::to_string).collect();
+        parts.push(format!("principals: {}", shown.join(", ")));
+    }
+    if let Some(when) = &rule.when {
+        let one_line: Vec<&str> = when.source().split_whitespace().collect();
+        parts.push(format!("when: {}", one_line.join(" ")));
+    }
+    if let Some(p) = &rule.constraints.paths {
+        let selectors: Vec<&str> = p.selectors.iter().map(|s| s.as_str()).collect();
+        let roots: Vec<String> = p
+            .roots
+            .iter()
+            .map(|r| r.written().display().to_string())
+            .collect();
+        parts.push(format!(
+            "paths: {} in {}",
+            selectors.join(", "),
+            roots.join(", ")
+        ));
+    }
+    if let Some(u) = &rule.constraints.urls {
+        let selectors: Vec<&str> = u.selectors.iter().map(|s| s.as_str()).collect();
+        let hosts: Vec<&str> = u.hosts.iter().map(|h| h.as_str()).collect();
+        parts.push(format!(
+            "urls: {} on {}",
+            selectors.join(", "),
+            hosts.join(", ")
+        ));
+    }
+    if let Some(max) = rule.constraints.max_arg_bytes {
+        parts.push(format!("max_arg_bytes: {}", format_size(max)));
+    }
+    if !rule.scopes.is_empty() {
+        parts.push(format!("scopes: {}", rule.scopes.join(", ")));
+    }
+    if let Some(rate) = rule.rate {
+        parts.push(format!("rate: {rate}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", parts.join("; "))
+    }
+}
 
 pub(crate) fn effective_policy(config: &Config) -> String {
     let mut out = String::new();
@@ -18,6 +71,12 @@ pub(crate) fn effective_policy(config: &Config) -> String {
         out,
         "Rules are tried in order; the first that matches decides; nothing matched: deny."
     );
+    if let Some(rate) = config.limits.rate {
+        let _ = writeln!(
+            out,
+            "Default rate limit per principal, server and tool: {rate} (a rule's own rate replaces it)."
+        );
+    }
     if config.servers.is_empty() {
         let _ = writeln!(out, "\nNo servers are configured.");
     }
@@ -45,9 +104,7 @@ pub(crate) fn effective_policy(config: &Config) -> String {
             let kinds: Vec<String> = Kind::ALL
                 .into_iter()
                 .map(|kind| {
-                    let shown = config
-                        .policy
-                        .may_expose(&Principal::anonymous(), member, kind);
+                    let shown = config.policy.could_expose(member, kind);
                     match (shown, kind) {
                         (false, _) => format!("{} hidden", kind.plural()),
                         (true, Kind::Resource) => "resources by URI".to_owned(),
@@ -113,8 +170,9 @@ fn server_section(out: &mut String, config: &Config, server: &ServerConfig) {
             if let Some(earlier) = covered_by {
                 let _ = write!(origin, "; never reached: {} decides first", earlier.origin);
             }
+            origin.push_str(&narrowing(rule));
             lines.push((rule.effect.to_string(), names, origin));
-            if coverage == Coverage::Every && covered_by.is_none() {
+            if coverage == Coverage::Every && covered_by.is_none() && rule.is_unconditional() {
                 covered_by = Some(rule);
             }
         }
@@ -127,8 +185,12 @@ fn server_section(out: &mut String, config: &Config, server: &ServerConfig) {
             lines.push(("deny".into(), rest.into(), "default deny".into()));
         }
         let width = lines.iter().map(|l| l.1.chars().count()).max().unwrap_or(0);
+        let effect_width = lines.iter().map(|l| l.0.len()).max().unwrap_or(0);
         for (effect, names, origin) in lines {
-            let _ = writeln!(out, "    {effect:<5}  {names:<width$}  {origin}");
+            let _ = writeln!(
+                out,
+                "    {effect:<effect_width$}  {names:<width$}  {origin}"
+            );
         }
     }
 }

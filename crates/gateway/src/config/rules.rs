@@ -1,4 +1,5 @@
-//! `[[rules]]` to [`Policy`]: server references and globs checked, origins recorded.
+//! `[[rules]]` to [`Policy`]: server references and globs checked, origins recorded; the
+//! other parts of a rule are checked in `rule_parts`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -7,7 +8,8 @@ use portcullis_policy::{Glob, Kind, Policy, Rule, RuleOrigin};
 
 use super::VirtualConfig;
 use super::diagnostic::{Issues, LineIndex};
-use super::raw::{RawRuleAt, SpannedList};
+use super::raw::{RawRule, RawRuleAt, SpannedList};
+use super::rule_parts::{self, RawParts, RuleInfo};
 
 /// `known: files, tickets`, or a hint when nothing is configured.
 pub(crate) fn known_list(known: &BTreeSet<&str>) -> String {
@@ -35,7 +37,24 @@ pub(crate) fn policy(
     for RawRuleAt { index, span, rule } in raw {
         let number = index + 1;
         let mut ok = true;
-        if let Some(server) = &rule.server {
+        let RawRule {
+            server,
+            tools,
+            prompts,
+            resources,
+            principals,
+            when,
+            scopes,
+            paths,
+            roots,
+            urls,
+            hosts,
+            max_arg_bytes,
+            rate,
+            burst,
+            effect,
+        } = rule;
+        if let Some(server) = &server {
             let s = server.get_ref();
             if virtuals.contains_key(s) && !known.contains(s.as_str()) {
                 issues.at(
@@ -84,16 +103,50 @@ pub(crate) fn policy(
             }
             Some(out)
         };
-        let tools = globs(Kind::Tool, rule.tools);
-        let prompts = globs(Kind::Prompt, rule.prompts);
-        let resources = globs(Kind::Resource, rule.resources);
-        if ok {
+        let tools = globs(Kind::Tool, tools);
+        let prompts = globs(Kind::Prompt, prompts);
+        let resources = globs(Kind::Resource, resources);
+        let listed = [
+            (Kind::Tool, tools.is_some()),
+            (Kind::Prompt, prompts.is_some()),
+            (Kind::Resource, resources.is_some()),
+        ];
+        let kinds: Vec<Kind> = if listed.iter().any(|(_, l)| *l) {
+            listed.iter().filter(|(_, l)| *l).map(|(k, _)| *k).collect()
+        } else {
+            Kind::ALL.to_vec()
+        };
+        let info = RuleInfo {
+            number,
+            effect,
+            kinds,
+            lines,
+        };
+        let raw_parts = RawParts {
+            principals,
+            when,
+            scopes,
+            paths,
+            roots,
+            urls,
+            hosts,
+            max_arg_bytes,
+            rate,
+            burst,
+        };
+        let parts = rule_parts::parts(raw_parts, &info, issues);
+        if let (true, Some(parts)) = (ok, parts) {
             rules.push(Rule {
-                server: rule.server.map(|s| s.into_inner()),
+                server: server.map(|s| s.into_inner()),
                 tools,
                 prompts,
                 resources,
-                effect: rule.effect,
+                principals: parts.principals,
+                scopes: parts.scopes,
+                when: parts.when,
+                constraints: parts.constraints,
+                rate: parts.rate,
+                effect: info.effect.into_inner(),
                 origin: RuleOrigin {
                     index,
                     file: Some(file.clone()),

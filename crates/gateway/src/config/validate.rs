@@ -4,7 +4,7 @@
 //! span and carries on with a default, so one load reports everything wrong with a file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use super::units::{RawDuration, RawSize, format_duration, format_size, parse_dur
 use super::{
     Config, ConfigSource, DEFAULT_MAX_BACKOFF, EnvConfig, GatewayConfig, HttpUpstream, LogConfig,
     MAX_DURATION, MAX_MESSAGE_BYTES, MAX_SESSIONS_LIMIT, MIN_MESSAGE_BYTES, ProtocolVersion,
-    ServerConfig, StdioUpstream, Upstream, UpstreamProtocol, VirtualConfig, net, rules,
+    ServerConfig, StdioUpstream, Upstream, UpstreamProtocol, VirtualConfig, net, rules, sections,
 };
 
 /// Longest server or virtual name.
@@ -33,8 +33,18 @@ pub(crate) fn build(
     text: &str,
     issues: &mut Issues,
 ) -> Config {
-    let gateway = gateway(raw.gateway, issues);
+    // Paths in the file (state, audit mirror) are relative to the file's directory.
+    let base: Option<PathBuf> = match &source {
+        ConfigSource::File(path) => path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(Path::to_path_buf),
+        ConfigSource::Embedded(_) => None,
+    };
+    let gateway = gateway(raw.gateway, base.as_deref(), issues);
     let log = log(raw.log, issues);
+    let audit = sections::audit(raw.audit, base.as_deref(), issues);
+    let limits = sections::limits(raw.limits, issues);
 
     // Every server named in the file counts as known, even one with errors of its own, so a
     // mistake in a server is reported once, not again at each rule that names it.
@@ -72,14 +82,23 @@ pub(crate) fn build(
         source,
         gateway,
         log,
+        audit,
+        limits,
         servers,
         virtuals,
         policy,
     }
 }
 
-fn gateway(raw: RawGateway, issues: &mut Issues) -> GatewayConfig {
+fn gateway(raw: RawGateway, base: Option<&Path>, issues: &mut Issues) -> GatewayConfig {
     let mut g = GatewayConfig::default();
+    if let Some(state) = raw
+        .state
+        .as_ref()
+        .and_then(|s| sections::state(s, base, issues))
+    {
+        g.state = state;
+    }
     if let Some(listen) = raw.listen {
         match net::listen_address(listen.get_ref()) {
             Ok(addr) => g.listen = addr,

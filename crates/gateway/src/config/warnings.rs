@@ -1,9 +1,9 @@
 //! Warnings: settings that loosen a secure default, and policy that cannot do what it
 //! looks like it does. They are printed by `portcullis check` and logged at startup.
 
-use portcullis_policy::{Coverage, Effect, Glob, Kind, Principal, Rule};
+use portcullis_policy::{Coverage, Effect, Glob, Kind, Rule};
 
-use super::{Config, Instances, Upstream, net};
+use super::{AuditMirror, Config, Instances, Upstream, net};
 
 pub(crate) fn collect(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
@@ -54,14 +54,21 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
             _ => {}
         }
     }
+    if config.audit.include_args {
+        out.push(
+            "audit.include_args = true keeps every call's arguments, which may hold secrets, in the audit log"
+                .to_owned(),
+        );
+    }
+    if config.audit.mirror == Some(AuditMirror::Stdout) {
+        out.push(
+            "audit.mirror = \"stdout\" would mix audit lines into the MCP stream of `portcullis stdio`: use it with `portcullis serve` only"
+                .to_owned(),
+        );
+    }
     let rules = config.policy.rules();
     for rule in rules {
-        if rule.effect == Effect::Allow && rule.server.is_none() && rule.lists_nothing() {
-            out.push(format!(
-                "{} allows every tool, prompt and resource on every server",
-                rule.origin
-            ));
-        }
+        rule_warnings(rule, &mut out);
     }
     for (i, rule) in rules.iter().enumerate() {
         let deciders = shadowing(&rules[..i], rule);
@@ -74,11 +81,10 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
             ));
         }
     }
-    let nobody = Principal::anonymous();
     for name in config.servers.keys() {
         if !Kind::ALL
             .into_iter()
-            .any(|kind| config.policy.may_expose(&nobody, name, kind))
+            .any(|kind| config.policy.could_expose(name, kind))
         {
             out.push(format!(
                 "server \"{name}\": no rule allows anything on it, so default deny hides it entirely"
@@ -88,11 +94,60 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
     out
 }
 
+/// What one rule says that a person should know: it allows everything, it cannot hide
+/// what it denies, it waits for a consent that does not exist yet, it trusts what a server
+/// says about itself, or its resource globs can be walked around.
+fn rule_warnings(rule: &Rule, out: &mut Vec<String>) {
+    let o = &rule.origin;
+    if rule.effect == Effect::Allow
+        && rule.server.is_none()
+        && rule.lists_nothing()
+        && rule.is_unconditional()
+    {
+        out.push(format!(
+            "{o} allows every tool, prompt and resource on every server"
+        ));
+    }
+    if rule.effect == Effect::Deny && rule.depends_on_args() {
+        out.push(format!(
+            "{o} denies by the call's arguments, which are unknown until the call: it cannot hide what it denies from tools/list"
+        ));
+    }
+    if rule.effect == Effect::Consent {
+        out.push(format!(
+            "{o} asks for a person's consent, which is not available yet: every call it matches is refused with an error"
+        ));
+    }
+    if rule.effect.permits() && rule.when.as_ref().is_some_and(|c| c.uses_annotations()) {
+        out.push(format!(
+            "{o} trusts tool.annotations, which the upstream server supplies: a server can claim readOnlyHint for a tool that writes"
+        ));
+    }
+    let guards_uri = rule
+        .constraints
+        .paths
+        .as_ref()
+        .is_some_and(|p| p.selectors.iter().any(|s| s.is_uri()));
+    let file_globs = rule
+        .resources
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|g| g.as_str().to_ascii_lowercase().starts_with("file:") && !g.is_literal());
+    if rule.effect.permits() && file_globs && !guards_uri {
+        out.push(format!(
+            "{o} allows file: resources by glob alone: a URI with .. or %2e%2e can match the glob and name a file elsewhere; add paths = [\"uri\"] and roots"
+        ));
+    }
+}
+
 /// The earlier rules that together decide every target `rule` could match, or nothing if
-/// some target is left for `rule`. A name of kind K is decided early when an earlier rule for
-/// the same server (or for every server) covers all of K, or lists the very same glob.
+/// some target is left for `rule`. A name of kind K is decided early when an earlier
+/// unconditional rule for the same server (or for every server) covers all of K, or lists
+/// the very same glob.
 fn shadowing(earlier: &[Rule], rule: &Rule) -> Vec<String> {
-    let applies = |e: &&Rule| e.server.is_none() || e.server == rule.server;
+    let applies =
+        |e: &&Rule| (e.server.is_none() || e.server == rule.server) && e.is_unconditional();
     let mut deciders: Vec<&Rule> = Vec::new();
     for kind in Kind::ALL {
         let decides = |e: &&Rule, glob: Option<&Glob>| match (e.coverage(kind), glob) {

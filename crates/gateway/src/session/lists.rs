@@ -130,7 +130,7 @@ impl Session {
                 .map(|(it, _)| it.clone())
                 .collect()
         };
-        if complete && matches!(kind, ListKind::Tools | ListKind::Prompts) {
+        if complete {
             conn.catalog()
                 .store(kind, Arc::new(Listing::new(kind, items)));
         }
@@ -169,9 +169,7 @@ impl Session {
                 .await
                 .map_err(|e| e.to_string())?;
             let listing = Arc::new(listing);
-            if matches!(kind, ListKind::Tools | ListKind::Prompts) {
-                conn.catalog().store(kind, listing.clone());
-            }
+            conn.catalog().store(kind, listing.clone());
             Ok::<_, String>(Some(listing))
         });
         let results = futures::future::join_all(fetches).await;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use portcullis_policy::{Effect, Kind, Target};
+use portcullis_policy::{Kind, Request};
 use portcullis_wire::{Envelope, ErrorObject, Id, ProtocolVersion, codes};
 use serde_json::value::RawValue;
 
@@ -197,7 +197,9 @@ impl Session {
     /// Decides, and logs the decision.
     pub(super) fn decide(&self, method: &str, server: &str, kind: Kind, name: &str) -> bool {
         let policy = self.gateway.policy();
-        let decision = policy.decide(&self.principal, &Target { server, kind, name });
+        let request = Request::new(&self.principal, server, kind, name)
+            .in_session(&self.id, self.transport.as_str());
+        let decision = policy.decide(&request, &crate::config::SystemPaths);
         decision::log(
             policy,
             &DecisionRecord {
@@ -210,7 +212,7 @@ impl Session {
                 decision: &decision,
             },
         );
-        decision.effect == Effect::Allow
+        decision.is_allowed()
     }
 
     /// Resolves a client-visible name (or URI, for resources) to its server, decides (the

@@ -56,6 +56,16 @@ impl ListKind {
         }
     }
 
+    /// The list a `notifications/*/list_changed` notification is about.
+    pub fn changed_by(notification: &str) -> Option<Self> {
+        Some(match notification {
+            crate::mcp::NOTIFICATION_TOOLS_LIST_CHANGED => ListKind::Tools,
+            crate::mcp::NOTIFICATION_PROMPTS_LIST_CHANGED => ListKind::Prompts,
+            crate::mcp::NOTIFICATION_RESOURCES_LIST_CHANGED => ListKind::Resources,
+            _ => return None,
+        })
+    }
+
     pub fn from_method(method: &str) -> Option<Self> {
         Some(match method {
             crate::mcp::TOOLS_LIST => ListKind::Tools,
@@ -99,40 +109,42 @@ pub fn item_name(kind: ListKind, item: &RawValue) -> Option<String> {
     RawObject::parse(item).ok()?.get_str(kind.name_key())
 }
 
+/// The upstream's lists, each cached until the upstream says it changed.
 #[derive(Default)]
 pub struct Catalog {
     tools: Mutex<Option<Arc<Listing>>>,
     prompts: Mutex<Option<Arc<Listing>>>,
+    resources: Mutex<Option<Arc<Listing>>>,
+    templates: Mutex<Option<Arc<Listing>>>,
 }
 
 impl Catalog {
-    fn slot(&self, kind: ListKind) -> Option<&Mutex<Option<Arc<Listing>>>> {
+    fn slot(&self, kind: ListKind) -> &Mutex<Option<Arc<Listing>>> {
         match kind {
-            ListKind::Tools => Some(&self.tools),
-            ListKind::Prompts => Some(&self.prompts),
-            _ => None,
+            ListKind::Tools => &self.tools,
+            ListKind::Prompts => &self.prompts,
+            ListKind::Resources => &self.resources,
+            ListKind::ResourceTemplates => &self.templates,
         }
     }
 
     pub fn cached(&self, kind: ListKind) -> Option<Arc<Listing>> {
-        self.slot(kind)?
+        self.slot(kind)
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
     pub fn store(&self, kind: ListKind, listing: Arc<Listing>) {
-        if let Some(slot) = self.slot(kind) {
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(listing);
+        *self.slot(kind).lock().unwrap_or_else(|p| p.into_inner()) = Some(listing);
+    }
+
+    /// The upstream announced a change (`notifications/<kind>/list_changed`).
+    pub fn invalidate(&self, kind: ListKind) {
+        *self.slot(kind).lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if kind == ListKind::Resources {
+            *self.templates.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
-    }
-
-    pub fn invalidate_tools(&self) {
-        *self.tools.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    pub fn invalidate_prompts(&self) {
-        *self.prompts.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 

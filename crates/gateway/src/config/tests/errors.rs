@@ -6,7 +6,7 @@ use super::{SERVER, error, errors, parse};
 fn unknown_key_is_reported_at_the_key_by_toml() {
     assert_eq!(
         error("[gateway]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n"),
-        "3:1: unknown field `lisen`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`"
+        "3:1: unknown field `lisen`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`"
     );
 }
 
@@ -14,7 +14,7 @@ fn unknown_key_is_reported_at_the_key_by_toml() {
 fn unknown_top_level_table_is_reported() {
     assert_eq!(
         error("[gatway]\nlisten = \"127.0.0.1:1\"\n"),
-        "1:2: unknown field `gatway`, expected one of `gateway`, `log`, `servers`, `virtual`, `rules`"
+        "1:2: unknown field `gatway`, expected one of `gateway`, `log`, `audit`, `limits`, `servers`, `virtual`, `rules`"
     );
 }
 
@@ -33,9 +33,9 @@ fn every_unknown_key_in_a_section_is_reported_and_the_rest_still_checked() {
     assert_eq!(
         errors(text),
         [
-            "2:1: unknown field `listn`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`",
+            "2:1: unknown field `listn`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`",
             "3:10: invalid listen address \"nope\": expected an IP address and port such as 127.0.0.1:8440 or [::1]:8440",
-            "4:1: unknown field `timeout`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`",
+            "4:1: unknown field `timeout`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`",
         ]
     );
 }
@@ -207,10 +207,10 @@ fn empty_name_lists_in_rules_are_refused() {
 fn rule_effect_is_required_and_checked() {
     let text = format!("{SERVER}[[rules]]\nserver = \"files\"\n");
     assert_eq!(error(&text), "3:1: missing field `effect`");
-    let text = format!("{SERVER}[[rules]]\neffect = \"consent\"\n");
+    let text = format!("{SERVER}[[rules]]\neffect = \"ask\"\n");
     assert_eq!(
         error(&text),
-        "4:10: unknown variant `consent`, expected `allow` or `deny`"
+        "4:10: unknown variant `ask`, expected one of `allow`, `deny`, `consent`"
     );
 }
 
@@ -460,7 +460,7 @@ fn misspelt_rule_and_virtual_keys_are_reported() {
         errors(&text),
         [
             "5:1: unknown field `on_failure`, expected `servers` or `on_upstream_failure`",
-            "8:1: unknown field `tool`, expected one of `server`, `tools`, `prompts`, `resources`, `effect`",
+            "8:1: unknown field `tool`, expected one of `server`, `tools`, `prompts`, `resources`, `principals`, `when`, `scopes`, `paths`, `roots`, `urls`, `hosts`, `max_arg_bytes`, `rate`, `burst`, `effect`",
         ]
     );
 }

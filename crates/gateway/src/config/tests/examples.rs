@@ -2,16 +2,17 @@
 
 use std::time::Duration;
 
-use portcullis_policy::{Effect, Kind, Principal, Target};
+use portcullis_policy::{Effect, Kind, Principal, Request, Target};
 
 use super::super::{
-    Config, ConfigSource, DEFAULT_LISTEN, FailureMode, Instances, LogFormat, QUICKSTART, Upstream,
-    UpstreamProtocol,
+    Config, ConfigSource, DEFAULT_LISTEN, FailureMode, Instances, LogFormat, QUICKSTART,
+    SystemPaths, Upstream, UpstreamProtocol,
 };
 use super::{ok, parse};
 
 const DESKTOP: &str = include_str!("../../../../../examples/desktop.toml");
 const VIRTUAL: &str = include_str!("../../../../../examples/virtual.toml");
+const POLICY: &str = include_str!("../../../../../examples/policy.toml");
 
 fn allowed(config: &Config, server: &str, kind: Kind, name: &str) -> bool {
     config
@@ -98,20 +99,25 @@ fn desktop_example_parses_and_is_read_only() {
     assert_eq!(config.log.format, LogFormat::Text);
     assert!(allowed(&config, "files", Kind::Tool, "read_text_file"));
     assert!(!allowed(&config, "files", Kind::Tool, "write_file"));
-    assert_eq!(
+    let me = Principal::local("me");
+    let decision = config.policy.decide(
+        &Request::new(&me, "files", Kind::Tool, "write_file"),
+        &SystemPaths,
+    );
+    assert_eq!(decision.rule, Some(1));
+    // Resources are held inside the project tree, `..` and encodings included.
+    let read = |uri: &str| {
         config
             .policy
             .decide(
-                &Principal::local("me"),
-                &Target {
-                    server: "files",
-                    kind: Kind::Tool,
-                    name: "write_file"
-                }
+                &Request::new(&me, "files", Kind::Resource, uri),
+                &SystemPaths,
             )
-            .rule,
-        Some(1)
-    );
+            .is_allowed()
+    };
+    assert!(read("file:///home/me/src/main.rs"));
+    assert!(!read("file:///home/me/src/../.ssh/id_ed25519"));
+    assert!(!read("file:///home/me/src/%2e%2e/.ssh/id_ed25519"));
     assert!(config.warnings().is_empty(), "{:#?}", config.warnings());
 }
 
@@ -242,4 +248,91 @@ fn a_leading_byte_order_mark_is_ignored() {
     std::fs::write(&path, "\u{feff}[gateway]\nlisten = \"nope\"\n").expect("write");
     let err = Config::load(&path).unwrap_err();
     assert_eq!((err.errors[0].line, err.errors[0].column), (2, 10), "{err}");
+}
+
+#[test]
+fn policy_example_parses_and_decides_as_its_comments_say() {
+    use portcullis_policy::Verdict;
+    use serde_json::json;
+
+    let config = ok(POLICY);
+    assert!(config.warnings().is_empty(), "{:#?}", config.warnings());
+    assert_eq!(
+        config.limits.rate.map(|r| r.to_string()),
+        Some("600/hour".into())
+    );
+    let decide = |who: &Principal, server: &str, tool: &str, args: serde_json::Value| {
+        config.policy.decide(
+            &Request::new(who, server, Kind::Tool, tool).with_args(&args),
+            &SystemPaths,
+        )
+    };
+    let alice = Principal::oauth("https://idp.example.com", "alice");
+    let admin = Principal::oauth("https://idp.example.com", "root").with_groups(["admins"]);
+    assert!(decide(&admin, "files", "delete_everything", json!({})).is_allowed());
+    assert!(
+        decide(
+            &alice,
+            "files",
+            "read_file",
+            json!({"path": "/srv/projects/a.rs"})
+        )
+        .is_allowed()
+    );
+    for escape in [
+        "/srv/projects/../../etc/passwd",
+        "file:///srv/projects/%2e%2e/%2e%2e/etc/passwd",
+        "/srv/projects\u{2215}..\u{2215}etc",
+        "etc/passwd",
+    ] {
+        assert!(
+            !decide(&alice, "files", "read_file", json!({ "path": escape })).is_allowed(),
+            "{escape}"
+        );
+    }
+    let write = json!({"path": "/srv/projects/a.rs", "content": "x"});
+    assert_eq!(
+        decide(&alice, "files", "write_file", write.clone()).verdict,
+        Verdict::InsufficientScope {
+            missing: vec!["files:write".into()]
+        }
+    );
+    let writer = alice.clone().with_scopes(["files:write"]);
+    let d = decide(&writer, "files", "write_file", write.clone());
+    assert!(d.is_allowed());
+    assert_eq!(d.rate.map(|r| r.to_string()), Some("30/minute".into()));
+    assert!(decide(&Principal::local("me"), "files", "write_file", write).is_allowed());
+    let eng = alice.clone().with_claims(
+        json!({"dept": "eng"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    assert!(
+        decide(
+            &eng,
+            "web",
+            "fetch",
+            json!({"url": "https://docs.example.com/x"})
+        )
+        .is_allowed()
+    );
+    assert!(
+        !decide(
+            &eng,
+            "web",
+            "fetch",
+            json!({"url": "https://docs.example.com@evil.com/"})
+        )
+        .is_allowed()
+    );
+    assert!(
+        !decide(
+            &alice,
+            "web",
+            "fetch",
+            json!({"url": "https://docs.example.com/x"})
+        )
+        .is_allowed()
+    );
 }

@@ -7,7 +7,8 @@ use serde::de::{Deserialize, Visitor};
 use toml::de::{DeTable, DeValue};
 
 use super::super::raw::{
-    KEYS, RawEnv, RawGateway, RawLog, RawRestart, RawRule, RawServer, RawVirtual, TOP_LEVEL,
+    KEYS, RawAudit, RawEnv, RawGateway, RawLimits, RawLog, RawRestart, RawRule, RawServer,
+    RawVirtual, TOP_LEVEL,
 };
 use super::ok;
 
@@ -25,11 +26,20 @@ request_timeout = "60s"
 session_idle_timeout = "30m"
 max_sessions = 100
 worker_threads = 2
+state = "sqlite:state/portcullis.db"
 
 [log]
 level = "info"
 format = "json"
 file = "portcullis.log"
+
+[audit]
+include_args = false
+mirror = "stderr"
+
+[limits]
+rate = "100/minute"
+burst = 20
 
 [servers.files]
 command = ["files-server", "/srv"]
@@ -52,6 +62,21 @@ server = "files"
 tools = ["read_*"]
 prompts = ["greeting"]
 resources = ["file:///srv/*"]
+effect = "allow"
+
+[[rules]]
+server = "files"
+tools = ["fetch"]
+principals = ["sub:alice", "group:admins"]
+when = 'args.path.startsWith("/srv/")'
+scopes = ["files:read"]
+paths = ["args.path"]
+roots = ["/srv"]
+urls = ["args.url"]
+hosts = ["*.example.com"]
+max_arg_bytes = "64KiB"
+rate = "10/minute"
+burst = 5
 effect = "allow"
 "#;
 
@@ -111,6 +136,8 @@ fn keys_list_matches_the_serde_structs_exactly() {
     let mut from_structs: BTreeSet<String> = TOP_LEVEL.iter().map(|k| k.to_string()).collect();
     from_structs.extend(fields::<RawGateway>("gateway."));
     from_structs.extend(fields::<RawLog>("log."));
+    from_structs.extend(fields::<RawAudit>("audit."));
+    from_structs.extend(fields::<RawLimits>("limits."));
     from_structs.extend(fields::<RawServer>("servers.<name>."));
     from_structs.extend(fields::<RawEnv>("servers.<name>.env."));
     from_structs.extend(fields::<RawRestart>("servers.<name>.restart."));

@@ -9,6 +9,8 @@ mod examples;
 mod keys;
 mod net_values;
 mod render;
+mod rule_parts;
+mod sections;
 mod units;
 mod warnings;
 

@@ -99,3 +99,50 @@ fn effective_policy_columns_are_aligned_within_a_kind() {
         "{tools:#?}"
     );
 }
+
+#[test]
+fn effective_policy_shows_what_narrows_each_rule() {
+    let text = r#"[limits]
+rate = "100/minute"
+
+[servers.files]
+command = ["files-server"]
+
+[[rules]]
+server = "files"
+tools = ["*"]
+principals = ["group:admins"]
+effect = "allow"
+
+[[rules]]
+server = "files"
+tools = ["read_*"]
+when = 'args.path.startsWith("/srv/")'
+paths = ["args.path"]
+roots = ["/srv"]
+urls = ["args.url"]
+hosts = ["*.example.com"]
+max_arg_bytes = "64KiB"
+scopes = ["files:read"]
+rate = "10/minute"
+burst = 2
+effect = "consent"
+"#;
+    let out: Vec<String> = ok(text)
+        .render_effective_policy()
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let expected = [
+        "Default rate limit per principal, server and tool: 100/minute (a rule's own rate replaces it).",
+        "allow * rule 1 (test.toml:7) [principals: group:admins]",
+        "consent read_* rule 2 (test.toml:13) [when: args.path.startsWith(\"/srv/\"); paths: args.path in /srv; urls: args.url on *.example.com; max_arg_bytes: 64KiB; scopes: files:read; rate: 10/minute, burst 2]",
+        "deny anything else default deny",
+    ];
+    for line in expected {
+        assert!(
+            out.iter().any(|l| l == line),
+            "missing {line:?} in {out:#?}"
+        );
+    }
+}

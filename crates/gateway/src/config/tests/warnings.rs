@@ -124,3 +124,45 @@ fn an_allow_everything_rule_warns() {
         ["rule 1 (test.toml:3) allows every tool, prompt and resource on every server"]
     );
 }
+
+#[test]
+fn rules_that_cannot_do_what_they_look_like_warn() {
+    let text = format!(
+        "{ALLOWED}[[rules]]\nserver = \"files\"\ntools = [\"write_*\"]\nwhen = 'args.path.startsWith(\"/etc\")'\neffect = \"deny\"\n[[rules]]\nserver = \"files\"\ntools = [\"edit\"]\neffect = \"consent\"\n[[rules]]\nserver = \"files\"\ntools = [\"*\"]\nwhen = 'has(tool.annotations.readOnlyHint) && tool.annotations.readOnlyHint'\neffect = \"allow\"\n[[rules]]\nserver = \"files\"\nresources = [\"file:///srv/*\"]\neffect = \"allow\"\n"
+    );
+    assert_eq!(
+        warnings(&text),
+        [
+            "rule 2 (test.toml:7) denies by the call's arguments, which are unknown until the call: it cannot hide what it denies from tools/list",
+            "rule 3 (test.toml:12) asks for a person's consent, which is not available yet: every call it matches is refused with an error",
+            "rule 4 (test.toml:16) trusts tool.annotations, which the upstream server supplies: a server can claim readOnlyHint for a tool that writes",
+            "rule 5 (test.toml:21) allows file: resources by glob alone: a URI with .. or %2e%2e can match the glob and name a file elsewhere; add paths = [\"uri\"] and roots",
+        ]
+    );
+    let guarded = format!(
+        "{ALLOWED}[[rules]]\nserver = \"files\"\nresources = [\"file:///srv/*\"]\npaths = [\"uri\"]\nroots = [\"/srv\"]\neffect = \"allow\"\n"
+    );
+    assert!(warnings(&guarded).is_empty(), "{:#?}", warnings(&guarded));
+}
+
+#[test]
+fn conditional_rules_do_not_shadow_and_principals_do_not_hide_a_server() {
+    let text = format!(
+        "{SERVER}[[rules]]\nserver = \"files\"\nprincipals = [\"group:admins\"]\neffect = \"allow\"\n[[rules]]\nserver = \"files\"\ntools = [\"read_*\"]\nwhen = 'principal.sub != \"x\"'\neffect = \"allow\"\n[[rules]]\nserver = \"files\"\ntools = [\"read_*\"]\neffect = \"deny\"\n"
+    );
+    assert!(warnings(&text).is_empty(), "{:#?}", warnings(&text));
+}
+
+#[test]
+fn audit_settings_that_loosen_defaults_warn() {
+    let w = warnings(&format!(
+        "[audit]\ninclude_args = true\nmirror = \"stdout\"\n{ALLOWED}"
+    ));
+    assert_eq!(
+        w,
+        [
+            "audit.include_args = true keeps every call's arguments, which may hold secrets, in the audit log",
+            "audit.mirror = \"stdout\" would mix audit lines into the MCP stream of `portcullis stdio`: use it with `portcullis serve` only",
+        ]
+    );
+}

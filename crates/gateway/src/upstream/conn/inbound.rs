@@ -67,10 +67,8 @@ impl UpstreamConn {
             }
             return;
         }
-        if method == methods::NOTIFICATION_TOOLS_LIST_CHANGED {
-            self.catalog.invalidate_tools();
-        } else if method == methods::NOTIFICATION_PROMPTS_LIST_CHANGED {
-            self.catalog.invalidate_prompts();
+        if let Some(kind) = crate::upstream::catalog::ListKind::changed_by(&method) {
+            self.catalog.invalidate(kind);
         }
 
         let target = if method == methods::NOTIFICATION_PROGRESS {

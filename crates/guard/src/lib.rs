@@ -1,0 +1,33 @@
+//! Portcullis guards for what untrusted parties put in MCP messages. No I/O: every function
+//! here is pure computation on values the gateway already holds.
+//!
+//! - [`SchemaCache`] / [`compile`]: `tools/call` arguments against the tool's `inputSchema`,
+//!   with the `jsonschema` crate in safe settings (no retrieval, linear-time patterns, bounded
+//!   schema cost). Invalid arguments become an [`Invalid`] naming each failing path; a schema
+//!   that cannot be used becomes a [`SchemaError`] and the call is refused all the same.
+//! - [`check_prompt_arguments`]: `prompts/get` arguments against the prompt's declaration.
+//! - [`ResourceIndex`]: resource URIs against the listed resources and URI templates.
+//! - [`digest`]: a key-order-independent SHA-256 of arguments, for the audit log.
+//! - [`redact`]: secrets out of values that are logged.
+//!
+//! Refusing a call for a tool that was never listed needs no code here: the gateway holds no
+//! schema for it, and so has nothing to validate against.
+
+mod canonical;
+mod digest;
+mod invalid;
+mod prompts;
+mod redact;
+mod resources;
+mod schema;
+
+pub use digest::digest;
+pub use invalid::{Invalid, MAX_ECHO, MAX_PROBLEMS, Problem};
+pub use prompts::check_prompt_arguments;
+pub use redact::{REDACTED, is_secret_key, looks_like_secret, redact};
+pub use resources::ResourceIndex;
+pub use schema::{
+    CompiledSchema, MAX_ARGUMENT_DEPTH, MAX_CALL_EVALUATIONS, MAX_EVALUATIONS, MAX_PATTERN_BYTES,
+    MAX_PATTERNS, MAX_REFERENCES, MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, Rejected, SchemaCache,
+    SchemaError, compile,
+};

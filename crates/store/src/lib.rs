@@ -1,0 +1,63 @@
+//! The state store of Portcullis.
+//!
+//! The gateway holds an `Arc<dyn Store>`; the embedded default is [`SqliteStore`], a single
+//! SQLite file (`state = "sqlite:portcullis.db"`); Redis, for replicas sharing state, comes
+//! later behind the same trait. Today the store holds the hash-chained audit log; pins,
+//! approvals and tokens arrive as later schema migrations ([`SCHEMA_VERSION`]).
+//!
+//! Modules, one idea each:
+//! - `record`: what an audit record is, stored records, queries, bounds;
+//! - `canonical`: canonical JSON (the bytes that get hashed) and the argument digest;
+//! - `chain`: the hash chain (encoding, link hashes, genesis);
+//! - `schema`: connections, pragmas, the versioned schema and its migrations, `meta`;
+//! - `writer`: the single writer thread and its group commit;
+//! - `query`, `verify`: reading the log back, and checking it;
+//! - `mirror`: the optional JSON-lines copy;
+//! - `sqlite`: [`SqliteStore`], tying these together;
+//! - `location`: parsing the `state` setting.
+
+mod canonical;
+mod chain;
+mod error;
+mod location;
+mod mirror;
+mod query;
+mod record;
+mod schema;
+mod sqlite;
+mod verify;
+mod writer;
+
+pub use canonical::{args_digest, canonical_json};
+pub use chain::{GENESIS_HASH, link_hash};
+pub use error::StoreError;
+pub use location::StateLocation;
+pub use mirror::AuditMirror;
+pub use record::{AuditQuery, AuditRecord, MAX_QUERY_LIMIT, MAX_RECORD_BYTES, StoredRecord};
+pub use schema::{Durability, SCHEMA_VERSION};
+pub use sqlite::{SqliteOptions, SqliteStore};
+pub use verify::{ChainProblem, VerifyOutcome};
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future (the same type as `futures::future::BoxFuture`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The state store (SQLite now; Redis later). Object-safe, so the gateway holds
+/// `Arc<dyn Store>`.
+pub trait Store: Send + Sync {
+    /// Appends a record to the audit chain and resolves once it is durable (committed), with
+    /// its sequence number. An error means it is not stored (or not known to be): the caller
+    /// must not forward the call it describes. When the writer's queue is full, the future
+    /// waits for room (backpressure); records are never dropped.
+    fn append_audit(&self, record: AuditRecord) -> BoxFuture<'static, Result<u64, StoreError>>;
+
+    /// The records matching `q`, in ascending `seq` order. Blocking: from async code, call it
+    /// in `spawn_blocking`.
+    fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// Walks the whole chain and reports the first bad record, if any. Blocking, and linear in
+    /// the size of the log.
+    fn verify_audit(&self) -> Result<VerifyOutcome, StoreError>;
+}

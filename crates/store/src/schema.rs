@@ -1,0 +1,216 @@
+//! Connections, pragmas, the schema and its migrations, and the `meta` table.
+//!
+//! The schema version lives in `meta` (`schema_version`). Migrations are an ordered list; a
+//! database at version `n` gets migrations `n+1 ..` in one transaction when the store opens it
+//! for writing. Later issues append migrations (pins, approvals, tokens); they never edit an
+//! existing one.
+
+use crate::error::StoreError;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::time::Duration;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the hash-chained audit log. `body` (the record's canonical JSON) is the only copy of
+    // the record; the filter columns are generated from it, so they cannot disagree with it
+    // and cannot be edited on their own.
+    "CREATE TABLE audit (
+        seq       INTEGER PRIMARY KEY,
+        prev_hash TEXT NOT NULL,
+        hash      TEXT NOT NULL,
+        body      TEXT NOT NULL,
+        time_ms   INTEGER GENERATED ALWAYS AS (json_extract(body, '$.time_ms')) VIRTUAL,
+        principal TEXT GENERATED ALWAYS AS (json_extract(body, '$.principal')) VIRTUAL,
+        server    TEXT GENERATED ALWAYS AS (json_extract(body, '$.server')) VIRTUAL,
+        decision  TEXT GENERATED ALWAYS AS (json_extract(body, '$.decision')) VIRTUAL
+    ) STRICT;
+    CREATE INDEX audit_time ON audit (time_ms);
+    CREATE INDEX audit_principal ON audit (principal);
+    CREATE INDEX audit_server ON audit (server);
+    CREATE INDEX audit_decision ON audit (decision);",
+];
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = NORMAL` (the default): a commit is in the WAL file (written, not synced)
+    /// when `append_audit` returns, so it survives a crash or kill of the gateway. An OS crash
+    /// or power loss can lose the newest commits (never corrupt older ones).
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: the WAL is synced on every commit, so a commit also survives an
+    /// OS crash or power loss. Group commit amortizes the sync over concurrent appends.
+    Full,
+}
+
+/// The connection the writer thread owns: created if missing (mode 0600 on Unix), WAL.
+pub(crate) fn open_writer(
+    path: &Path,
+    durability: Durability,
+    busy_timeout: Duration,
+) -> Result<Connection, StoreError> {
+    create_private(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(StoreError::sqlite("open"))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(StoreError::sqlite("set busy_timeout"))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(StoreError::sqlite("set journal_mode"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Schema(format!(
+            "the database refuses WAL mode (journal_mode is {mode})"
+        )));
+    }
+    let synchronous = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(StoreError::sqlite("set synchronous"))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// A connection for reading (queries, verify). WAL lets it read while the writer writes.
+pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(StoreError::sqlite("open"))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(StoreError::sqlite("set busy_timeout"))?;
+    Ok(conn)
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Io {
+            op: "create the database file",
+            source: e,
+        }),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`], refusing databases that are newer or that are
+/// not Portcullis stores.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::sqlite("migrate"))?;
+    let version = match stored_version(&tx)? {
+        Some(version) => version,
+        None => {
+            let tables: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%'",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(StoreError::sqlite("migrate"))?;
+            if tables > 0 {
+                return Err(StoreError::Schema(
+                    "the database has tables but no Portcullis schema; refusing to use it".into(),
+                ));
+            }
+            tx.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
+            )
+            .map_err(StoreError::sqlite("migrate"))?;
+            0
+        }
+    };
+    check_known(version)?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(migration)
+            .map_err(StoreError::sqlite("migrate"))?;
+        set_meta(&tx, "schema_version", &(index + 1).to_string())?;
+    }
+    tx.commit().map_err(StoreError::sqlite("migrate"))
+}
+
+/// For stores opened read-only: the schema must be exactly the one this build knows.
+pub(crate) fn check_current(conn: &Connection) -> Result<(), StoreError> {
+    match stored_version(conn)? {
+        None => Err(StoreError::Schema(
+            "not a Portcullis store (no meta table)".into(),
+        )),
+        Some(version) if version < SCHEMA_VERSION => Err(StoreError::Schema(format!(
+            "schema version {version} is older than {SCHEMA_VERSION}; open the store for \
+             writing once (start the gateway) to migrate it"
+        ))),
+        Some(version) => check_known(version),
+    }
+}
+
+fn check_known(version: u32) -> Result<(), StoreError> {
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Schema(format!(
+            "schema version {version} was written by a newer Portcullis (this one knows up to \
+             {SCHEMA_VERSION})"
+        )));
+    }
+    Ok(())
+}
+
+fn stored_version(conn: &Connection) -> Result<Option<u32>, StoreError> {
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(StoreError::sqlite("read schema version"))?;
+    if !has_meta {
+        return Ok(None);
+    }
+    let text = get_meta(conn, "schema_version")?.unwrap_or_else(|| "0".into());
+    text.parse()
+        .map(Some)
+        .map_err(|_| StoreError::Schema("meta.schema_version is not a number".into()))
+}
+
+pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+        .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+        .map_err(StoreError::sqlite("read meta"))
+}
+
+pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .and_then(|mut stmt| stmt.execute(params![key, value]))
+    .map(drop)
+    .map_err(StoreError::sqlite("write meta"))
+}
+
+/// The `meta` key of the writer's head: the last record it committed, as "<seq> <hash>",
+/// written in the same transaction as the records. It is what makes a deleted tail visible.
+pub(crate) const HEAD_KEY: &str = "audit_head";
+
+/// Splits a head value into sequence number and hash.
+pub(crate) fn parse_head(text: &str) -> Option<(u64, &str)> {
+    let (seq, hash) = text.split_once(' ')?;
+    Some((seq.parse().ok()?, hash))
+}

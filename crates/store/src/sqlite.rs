@@ -1,0 +1,155 @@
+//! The embedded store: one SQLite file in WAL mode, one writer thread, pooled readers.
+
+use crate::chain::encode_record;
+use crate::error::StoreError;
+use crate::mirror::AuditMirror;
+use crate::query::query;
+use crate::record::{AuditQuery, AuditRecord, StoredRecord};
+use crate::schema::{Durability, check_current, open_reader, open_writer};
+use crate::verify::{VerifyOutcome, verify};
+use crate::writer::{self, Job};
+use crate::{BoxFuture, Store};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Idle read connections kept for reuse.
+const READER_POOL: usize = 4;
+
+/// How the SQLite store is opened.
+#[derive(Debug)]
+pub struct SqliteOptions {
+    /// `synchronous = NORMAL` (default) or `FULL`; see [`Durability`].
+    pub durability: Durability,
+    /// How long a connection waits for a lock held by another connection or process.
+    pub busy_timeout: Duration,
+    /// Appends queued for the writer before `append_audit` waits (backpressure).
+    pub queue_capacity: usize,
+    /// Most records in one group commit.
+    pub max_batch: usize,
+    /// Copy every committed record here as a JSON line.
+    pub mirror: Option<AuditMirror>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            durability: Durability::Normal,
+            busy_timeout: Duration::from_secs(5),
+            queue_capacity: 4096,
+            max_batch: 1024,
+            mirror: None,
+        }
+    }
+}
+
+/// The SQLite state store. Appends go to the writer thread; reads use their own connections.
+pub struct SqliteStore {
+    path: PathBuf,
+    /// `None` when opened read-only.
+    writer: Option<mpsc::Sender<Job>>,
+    readers: Mutex<Vec<Connection>>,
+    busy_timeout: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the store at `path` for reading and writing,
+    /// and starts its writer thread. The writer thread ends once the store and every append
+    /// in flight are gone.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Arc<Self>, StoreError> {
+        let conn = open_writer(path, options.durability, options.busy_timeout)?;
+        let (sender, receiver) = mpsc::channel(options.queue_capacity.max(1));
+        writer::spawn(conn, receiver, options.max_batch, options.mirror)?;
+        Ok(Arc::new(SqliteStore {
+            path: path.to_owned(),
+            writer: Some(sender),
+            readers: Mutex::new(Vec::new()),
+            busy_timeout: options.busy_timeout,
+        }))
+    }
+
+    /// Opens an existing store for reading only (`portcullis audit …` next to a running
+    /// gateway): queries and verify work, appends return [`StoreError::ReadOnly`].
+    pub fn open_read_only(path: &Path) -> Result<Arc<Self>, StoreError> {
+        std::fs::metadata(path).map_err(StoreError::io("open the database file"))?;
+        let busy_timeout = SqliteOptions::default().busy_timeout;
+        let conn = open_reader(path, busy_timeout)?;
+        check_current(&conn)?;
+        Ok(Arc::new(SqliteStore {
+            path: path.to_owned(),
+            writer: None,
+            readers: Mutex::new(vec![conn]),
+            busy_timeout,
+        }))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled read connection.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path, self.busy_timeout)?,
+        };
+        let result = f(&conn);
+        let mut pool = self
+            .readers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+impl Store for SqliteStore {
+    fn append_audit(&self, record: AuditRecord) -> BoxFuture<'static, Result<u64, StoreError>> {
+        // Encoding (canonical JSON, size check) happens here, on the caller's thread, so the
+        // writer thread only hashes and inserts.
+        let prepared = match &self.writer {
+            None => Err(StoreError::ReadOnly),
+            Some(sender) => encode_record(&record).map(|body| (sender.clone(), body)),
+        };
+        Box::pin(async move {
+            let (sender, body) = prepared?;
+            let (reply, answer) = oneshot::channel();
+            sender
+                .send(Job { body, reply })
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+            drop(sender);
+            answer.await.map_err(|_| StoreError::WriterGone)?
+        })
+    }
+
+    fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredRecord>, StoreError> {
+        self.read(|conn| query(conn, q))
+    }
+
+    fn verify_audit(&self) -> Result<VerifyOutcome, StoreError> {
+        self.read(verify)
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("read_only", &self.writer.is_none())
+            .finish_non_exhaustive()
+    }
+}
