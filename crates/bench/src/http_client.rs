@@ -153,6 +153,19 @@ impl HttpClient {
 }
 
 impl HttpSession {
+    /// `tools/list`, as a client does before calling.
+    pub async fn list_tools(&self) -> anyhow::Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .client
+            .post(protocol::list_tools(id), Some(&self.session_id))
+            .await?;
+        let (answer, _) = self.client.read_answer(resp, id).await?;
+        answer
+            .check_success()
+            .with_context(|| format!("{}: tools/list", self.client.name))
+    }
+
     /// One `echo` call; its duration.
     pub async fn call(&self) -> anyhow::Result<Duration> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

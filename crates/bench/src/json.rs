@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::full::{AuditState, FullTransport};
 use crate::measure::CpuPerCall;
 use crate::report::{Results, added_p50, cpu_bound_ratio, ratio};
 use crate::scenarios::{Comparison, Side};
@@ -29,6 +30,10 @@ impl Results {
                 "concurrency": s.concurrency,
                 "warmup_calls": s.warmup,
                 "sessions": s.sessions,
+                "decisions": s.decisions,
+                "validations": s.validations,
+                "audit_records": s.audit_records,
+                "audit_single": s.audit_single,
                 "timeout_ms": s.timeout.as_millis() as u64,
             },
             "stdio": self.stdio.as_ref().map(comparison_json),
@@ -39,6 +44,33 @@ impl Results {
                 "rss_after_kib": m.after_kib,
                 "kib_per_session": m.kib_per_session(),
                 "open_seconds": m.open_elapsed.as_secs_f64(),
+            })),
+            "policy": self.decisions.as_ref().map(|d| json!({
+                "rules": d.rules,
+                "rules_tried": d.tried,
+                "first_match": latency_json(&d.plain),
+                "first_match_cel": latency_json(&d.cel),
+                "every_rule_tried": latency_json(&d.worst),
+                "every_rule_tried_rules": d.worst_tried,
+            })),
+            "validation": self.validation.as_ref().map(|v| json!({
+                "schema_bytes": v.schema_bytes,
+                "args_bytes": v.args_bytes,
+                "latency": latency_json(&v.latency),
+            })),
+            "audit": self.audit.as_ref().map(|a| json!({
+                "records": a.records,
+                "tasks": a.tasks,
+                "seconds": a.elapsed.as_secs_f64(),
+                "records_per_sec": a.per_sec(),
+                "single_append": latency_json(&a.single),
+                "verified_records": a.verified_records,
+                "verify_seconds": a.verify_elapsed.as_secs_f64(),
+            })),
+            "full": self.full.as_ref().map(|f| json!({
+                "rules": f.rules,
+                "stdio": full_json(&f.stdio),
+                "http": full_json(&f.http),
             })),
             "targets": checks,
             "all_pass": self.all_pass(),
@@ -81,5 +113,36 @@ fn comparison_json(c: &Comparison) -> Value {
         "added_p99_us": c.gateway.latency.p99_us - c.direct.latency.p99_us,
         "throughput_ratio": ratio(c),
         "cpu_bound_throughput_ratio": cpu_bound_ratio(c),
+    })
+}
+
+fn full_json(t: &FullTransport) -> Value {
+    let (d, g, a) = (&t.direct, &t.gateway, &t.all_on);
+    let share = |x: f64, of: f64| if of > 0.0 { x / of } else { 0.0 };
+    let audit = match &t.audit.state {
+        AuditState::Intact {
+            records,
+            call_decisions,
+        } => json!({
+            "written": t.audit.written(), "calls": t.audit.calls, "intact": true,
+            "records": records, "call_decisions": call_decisions,
+            "verified_by": t.audit.verified_by,
+        }),
+        AuditState::NotWritten { why } => json!({
+            "written": t.audit.written(), "calls": t.audit.calls, "records": 0, "note": why,
+        }),
+    };
+    json!({
+        "direct": side_json(d),
+        "gateway": side_json(g),
+        "all_on": side_json(a),
+        "added_p50_us": a.latency.p50_us - d.latency.p50_us,
+        "added_p99_us": a.latency.p99_us - d.latency.p99_us,
+        "added_p50_us_over_gateway": a.latency.p50_us - g.latency.p50_us,
+        "throughput_ratio": share(a.throughput.per_sec(), d.throughput.per_sec()),
+        "throughput_ratio_to_gateway": share(a.throughput.per_sec(), g.throughput.per_sec()),
+        "gateway_added_p50_us": g.latency.p50_us - d.latency.p50_us,
+        "gateway_throughput_ratio": share(g.throughput.per_sec(), d.throughput.per_sec()),
+        "audit": audit,
     })
 }

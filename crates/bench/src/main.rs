@@ -7,10 +7,16 @@
 //! - [`measure`]: direct and gateway measured in alternating rounds.
 //! - [`stats`]: percentiles and rates.
 //! - [`scenarios`]: stdio, HTTP and idle-session memory, direct and through the gateway.
+//! - [`decide`], [`validate`], [`audit`]: in process, the policy's decision time over 1,000
+//!   rules, argument validation, and audit log writes to SQLite.
+//! - [`full`]: stdio and HTTP again, beside a gateway with everything switched on.
 //! - [`report`]: the table and the targets; [`json`]: the same as JSON.
 //!
 //! See `crates/bench/README.md`.
 
+mod audit;
+mod decide;
+mod full;
 mod http_client;
 mod json;
 mod measure;
@@ -20,6 +26,7 @@ mod report;
 mod scenarios;
 mod stats;
 mod stdio_client;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +39,9 @@ use crate::report::Results;
 use crate::scenarios::{Env, Settings};
 
 /// Measures the gateway against the fixture server it fronts, over stdio and HTTP, and the
-/// memory of idle HTTP sessions; prints the figures beside the project's targets.
+/// memory of idle HTTP sessions; in process, decisions over 1,000 rules, argument validation
+/// and audit writes; then stdio and HTTP again with everything switched on. Prints the
+/// figures beside the project's targets.
 #[derive(Parser, Debug)]
 #[command(name = "portcullis-bench", version)]
 struct Cli {
@@ -69,6 +78,18 @@ struct Cli {
     /// Idle sessions opened for the memory measurement [default: 10000; quick: 500].
     #[arg(long)]
     sessions: Option<usize>,
+    /// Timed decisions per policy scenario [default: 100000; quick: 5000].
+    #[arg(long)]
+    decisions: Option<usize>,
+    /// Timed argument validations [default: 100000; quick: 5000].
+    #[arg(long)]
+    validations: Option<usize>,
+    /// Audit records appended by the concurrent tasks [default: 100000; quick: 10000].
+    #[arg(long)]
+    audit_records: Option<usize>,
+    /// Audit appends awaited one at a time, for their latency [default: 2000; quick: 200].
+    #[arg(long)]
+    audit_single: Option<usize>,
     /// Longest wait for any one answer, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -85,6 +106,10 @@ enum Part {
     Stdio,
     Http,
     Memory,
+    Policy,
+    Validation,
+    Audit,
+    Full,
 }
 
 impl Cli {
@@ -99,6 +124,10 @@ impl Cli {
             warmup: pick(self.warmup, 500, 100),
             rounds: pick(self.rounds, 4, 2).max(1),
             sessions: pick(self.sessions, 10_000, 500),
+            decisions: pick(self.decisions, 100_000, 5_000).max(1),
+            validations: pick(self.validations, 100_000, 5_000).max(1),
+            audit_records: pick(self.audit_records, 100_000, 10_000),
+            audit_single: pick(self.audit_single, 2_000, 200).max(1),
             timeout: Duration::from_millis(self.timeout_ms.max(1)),
         }
     }
@@ -139,7 +168,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<Results> {
-    let bin = procs::locate_portcullis(cli.portcullis.clone(), !cli.no_build).await?;
+    let needs_gateway = [Part::Stdio, Part::Http, Part::Memory, Part::Full]
+        .into_iter()
+        .any(|p| cli.runs(p));
+    let bin = if needs_gateway {
+        procs::locate_portcullis(cli.portcullis.clone(), !cli.no_build).await?
+    } else {
+        PathBuf::new()
+    };
     let workdir = tempfile::Builder::new()
         .prefix("portcullis-bench-")
         .tempdir()
@@ -176,6 +212,51 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
     } else {
         None
     };
+    let decisions = if cli.runs(Part::Policy) {
+        progress(&format!(
+            "policy: {} decisions over {} rules, without and with CEL",
+            settings.decisions,
+            decide::RULES
+        ));
+        let n = settings.decisions;
+        Some(blocking(move || decide::run(n)).await.context("policy")?)
+    } else {
+        None
+    };
+    let validation = if cli.runs(Part::Validation) {
+        progress(&format!("validation: {} validations", settings.validations));
+        let n = settings.validations;
+        Some(
+            blocking(move || validate::run(n))
+                .await
+                .context("validation")?,
+        )
+    } else {
+        None
+    };
+    let audit = if cli.runs(Part::Audit) {
+        progress(&format!(
+            "audit: {} records from {} tasks, then {} one at a time",
+            settings.audit_records, settings.concurrency, settings.audit_single
+        ));
+        Some(
+            audit::run(
+                &env.dir.join("audit"),
+                settings.audit_records,
+                settings.concurrency,
+                settings.audit_single,
+            )
+            .await
+            .context("audit")?,
+        )
+    } else {
+        None
+    };
+    let full = if cli.runs(Part::Full) {
+        Some(full::run(&env, &settings).await.context("everything on")?)
+    } else {
+        None
+    };
     Ok(Results {
         cpus: std::thread::available_parallelism().map_or(0, usize::from),
         cpu_model: cpu_model(),
@@ -183,7 +264,20 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
         stdio,
         http,
         memory,
+        decisions,
+        validation,
+        audit,
+        full,
     })
+}
+
+/// Runs CPU-bound work off the runtime's one thread (so Ctrl-C is still heard).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("the measurement panicked")?
 }
 
 /// Ctrl-C or SIGTERM: an error, so `run` is dropped and every child is killed.

@@ -1,7 +1,8 @@
 //! Direct and through the gateway, measured in alternation.
 //!
-//! Both targets are up at the same time (an idle one costs nothing) and each phase is cut
-//! into rounds that alternate between them, the first of each pair swapping every round. A
+//! Both targets (or all three, with the gateway with everything on) are up at the same time
+//! (an idle one costs nothing) and each phase is cut into rounds that alternate between them,
+//! the first of each pair swapping every round (with three: the order rotating by one). A
 //! burst of load from elsewhere on the machine then falls on both sides alike instead of on
 //! whichever happened to run at the time.
 //!
@@ -145,30 +146,28 @@ impl<T: Target> Contestant<'_, T> {
     }
 }
 
-/// Warms both targets up, then measures them round by round; (direct, gateway).
-pub async fn compare<T: Target>(
-    mut direct: Contestant<'_, T>,
-    mut gateway: Contestant<'_, T>,
+/// Warms every target up, then measures them round by round, each round in an order rotated
+/// by one from the last (with two: the first of each pair swaps every round); the figures
+/// in the contestants' order.
+pub async fn compare_all<T: Target>(
+    mut contestants: Vec<Contestant<'_, T>>,
     s: &Settings,
-) -> anyhow::Result<(Measured, Measured)> {
-    for t in [&mut *direct.target, &mut *gateway.target] {
-        t.sequential(s.warmup).await?;
-        t.concurrent(s.warmup, s.concurrency).await?;
+) -> anyhow::Result<Vec<Measured>> {
+    for c in &mut contestants {
+        c.target.sequential(s.warmup).await?;
+        c.target.concurrent(s.warmup, s.concurrency).await?;
     }
+    let n = contestants.len();
     let rounds = s.rounds.max(1);
-    let (mut d, mut g) = (Acc::default(), Acc::default());
+    let mut accs: Vec<Acc> = (0..n).map(|_| Acc::default()).collect();
     for (phase, total) in [
         (Phase::Sequential, s.latency_calls),
         (Phase::Concurrent, s.throughput_calls),
     ] {
         for r in 0..rounds {
-            let n = share(total, rounds, r);
-            if r.is_multiple_of(2) {
-                direct.round(phase, n, s, &mut d).await?;
-                gateway.round(phase, n, s, &mut g).await?;
-            } else {
-                gateway.round(phase, n, s, &mut g).await?;
-                direct.round(phase, n, s, &mut d).await?;
+            let calls = share(total, rounds, r);
+            for i in round_order(r, n) {
+                contestants[i].round(phase, calls, s, &mut accs[i]).await?;
             }
         }
     }
@@ -178,7 +177,12 @@ pub async fn compare<T: Target>(
         latency: Latency::from_samples(acc.sequential.samples.times),
         throughput: Throughput::new(s.concurrency, acc.concurrent.samples),
     };
-    Ok((done(d), done(g)))
+    Ok(accs.into_iter().map(done).collect())
+}
+
+/// The order of the contestants in round `r`: rotated by one each round.
+fn round_order(r: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (r + k) % n)
 }
 
 /// Round `r`'s part of `total` calls spread over `rounds` rounds.
@@ -196,5 +200,13 @@ mod tests {
         assert_eq!(total, 2000);
         assert_eq!(share(10, 4, 0), 3);
         assert_eq!(share(10, 4, 3), 2);
+    }
+
+    #[test]
+    fn each_round_starts_with_the_next_contestant() {
+        let order = |r, n| round_order(r, n).collect::<Vec<_>>();
+        assert_eq!(order(0, 2), [0, 1]);
+        assert_eq!(order(1, 2), [1, 0]);
+        assert_eq!(order(2, 3), [2, 0, 1]);
     }
 }

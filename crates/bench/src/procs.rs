@@ -45,6 +45,8 @@ impl Proc {
         };
         let child = Command::new(bin)
             .args(args)
+            // It would replace every generated config's `gateway.state`.
+            .env_remove("PORTCULLIS_STATE")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -108,6 +110,27 @@ impl Proc {
                 "{} did not exit within {EXIT_TIMEOUT:?} after its input closed; killed",
                 self.name
             ),
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM to it alone: a server finishes what it was
+    /// writing) and waits for it to exit; false if it did not in time (it is then killed,
+    /// with its group).
+    pub async fn terminate(mut self) -> bool {
+        if self.reaped {
+            return true;
+        }
+        if let Ok(pid) = i32::try_from(self.pid)
+            && pid > 1
+        {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        match tokio::time::timeout(EXIT_TIMEOUT, self.child.wait()).await {
+            Ok(Ok(_)) => {
+                self.reaped = true;
+                true
+            }
+            _ => false,
         }
     }
 

@@ -33,6 +33,12 @@ pub fn initialized() -> Vec<u8> {
     br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec()
 }
 
+/// `tools/list`, as clients send it before calling (the gateway learns each tool's
+/// `inputSchema` from it).
+pub fn list_tools(id: u64) -> Vec<u8> {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{{}}}}"#).into_bytes()
+}
+
 pub fn echo_call(id: u64) -> Vec<u8> {
     format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{MESSAGE}"}}}}}}"#
@@ -99,7 +105,7 @@ mod tests {
 
     #[test]
     fn requests_are_valid_json() -> anyhow::Result<()> {
-        for bytes in [initialize(1), initialized(), echo_call(7)] {
+        for bytes in [initialize(1), initialized(), list_tools(2), echo_call(7)] {
             serde_json::from_slice::<serde_json::Value>(&bytes)?;
         }
         Ok(())

@@ -2,7 +2,11 @@
 
 use std::fmt::Write as _;
 
+use crate::audit::AuditWrites;
+use crate::decide::Decisions;
+use crate::full::{AuditState, Full, FullTransport};
 use crate::scenarios::{Comparison, Memory, Settings, Side};
+use crate::validate::Validation;
 
 /// Added p50 latency per call over stdio, at concurrency 1, in µs.
 pub const STDIO_ADDED_P50_US: f64 = 100.0;
@@ -12,6 +16,14 @@ pub const HTTP_ADDED_P50_US: f64 = 150.0;
 pub const MIN_THROUGHPUT_RATIO: f64 = 0.60;
 /// Memory of one idle HTTP session in the gateway, in KiB.
 pub const MAX_SESSION_KIB: f64 = 16.0;
+/// p50 of one decision over 1,000 rules, the deciding one last, without CEL, in µs.
+pub const POLICY_P50_US: f64 = 5.0;
+/// The same with a CEL condition on the deciding rule, in µs.
+pub const POLICY_CEL_P50_US: f64 = 20.0;
+/// p50 of validating a typical tool's arguments, in µs.
+pub const VALIDATION_P50_US: f64 = 10.0;
+/// Audit records written per second to SQLite, from 32 concurrent tasks.
+pub const MIN_AUDIT_PER_SEC: f64 = 20_000.0;
 
 pub struct Results {
     pub cpus: usize,
@@ -20,6 +32,10 @@ pub struct Results {
     pub stdio: Option<Comparison>,
     pub http: Option<Comparison>,
     pub memory: Option<Memory>,
+    pub decisions: Option<Decisions>,
+    pub validation: Option<Validation>,
+    pub audit: Option<AuditWrites>,
+    pub full: Option<Full>,
 }
 
 /// One target and whether the run met it.
@@ -99,6 +115,36 @@ impl Results {
                 at_most: true,
             });
         }
+        if let Some(d) = &self.decisions {
+            out.push(Check {
+                id: "policy_p50_us",
+                figure: d.plain.p50_us,
+                limit: POLICY_P50_US,
+                at_most: true,
+            });
+            out.push(Check {
+                id: "policy_cel_p50_us",
+                figure: d.cel.p50_us,
+                limit: POLICY_CEL_P50_US,
+                at_most: true,
+            });
+        }
+        if let Some(v) = &self.validation {
+            out.push(Check {
+                id: "validation_p50_us",
+                figure: v.latency.p50_us,
+                limit: VALIDATION_P50_US,
+                at_most: true,
+            });
+        }
+        if let Some(a) = &self.audit {
+            out.push(Check {
+                id: "audit_records_per_sec",
+                figure: a.per_sec(),
+                limit: MIN_AUDIT_PER_SEC,
+                at_most: false,
+            });
+        }
         out
     }
 
@@ -123,11 +169,13 @@ impl Results {
             s.concurrency,
             group(s.warmup as f64),
         );
-        let _ = writeln!(
-            out,
-            "{:<24}{:>12}{:>12}{:>18}   {:<12}result",
-            "", "direct", "gateway", "gateway − direct", "target"
-        );
+        if self.stdio.is_some() || self.http.is_some() || self.memory.is_some() {
+            let _ = writeln!(
+                out,
+                "{:<24}{:>12}{:>12}{:>18}   {:<12}result",
+                "", "direct", "gateway", "gateway − direct", "target"
+            );
+        }
         let checks = self.checks();
         let find = |id: &str| checks.iter().find(|c| c.id == id);
         if let Some(c) = &self.stdio {
@@ -176,6 +224,10 @@ impl Results {
                 |l| format!("≤ {l:.0} KiB"),
             );
         }
+        self.in_process_table(&mut out, &checks);
+        if let Some(f) = &self.full {
+            full_table(&mut out, f);
+        }
         let passed = checks.iter().filter(|c| c.pass()).count();
         let _ = writeln!(
             out,
@@ -184,6 +236,222 @@ impl Results {
         );
         out
     }
+}
+
+impl Results {
+    fn in_process_table(&self, out: &mut String, checks: &[Check]) {
+        let find = |id: &str| checks.iter().find(|c| c.id == id);
+        if self.decisions.is_none() && self.validation.is_none() && self.audit.is_none() {
+            return;
+        }
+        separate(out);
+        let _ = writeln!(
+            out,
+            "{:<24}{:>12}{:>12}{:>18}   {:<12}result",
+            "in process", "p50", "p99", "", "target"
+        );
+        if let Some(d) = &self.decisions {
+            let _ = writeln!(
+                out,
+                "policy: {} rules, the deciding rule last ({} tried, the rest ruled out by the index and name globs)",
+                group(d.rules as f64),
+                d.tried
+            );
+            for (label, latency, id, limit) in [
+                (
+                    "first match, no CEL",
+                    &d.plain,
+                    "policy_p50_us",
+                    POLICY_P50_US,
+                ),
+                (
+                    "first match, CEL when",
+                    &d.cel,
+                    "policy_cel_p50_us",
+                    POLICY_CEL_P50_US,
+                ),
+            ] {
+                row(
+                    out,
+                    label,
+                    [&us(latency.p50_us), &us(latency.p99_us), ""],
+                    find(id),
+                    |_| format!("≤ {limit:.0} µs"),
+                );
+            }
+            info(
+                out,
+                &format!("all {} tried, no CEL", group(d.worst_tried as f64)),
+                [&us(d.worst.p50_us), &us(d.worst.p99_us), ""],
+            );
+        }
+        if let Some(v) = &self.validation {
+            let _ = writeln!(
+                out,
+                "argument validation: a typical tool (SchemaCache, warm; {} B schema, {} B arguments)",
+                v.schema_bytes, v.args_bytes
+            );
+            row(
+                out,
+                "valid arguments",
+                [&us(v.latency.p50_us), &us(v.latency.p99_us), ""],
+                find("validation_p50_us"),
+                |l| format!("≤ {l:.0} µs"),
+            );
+        }
+        if let Some(a) = &self.audit {
+            let _ = writeln!(
+                out,
+                "audit log: SQLite in the work directory, durability NORMAL"
+            );
+            row(
+                out,
+                &format!("records/s, {} tasks", a.tasks),
+                ["", "", &format!("{} /s", group(a.per_sec()))],
+                find("audit_records_per_sec"),
+                |l| format!("≥ {}/s", group(l)),
+            );
+            info(
+                out,
+                "one awaited append",
+                [&us(a.single.p50_us), &us(a.single.p99_us), ""],
+            );
+            let _ = writeln!(
+                out,
+                "  {:<22}{} records verified intact in {:.2} s",
+                "chain",
+                group(a.verified_records as f64),
+                a.verify_elapsed.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Direct, the plain gateway and the all-on gateway, measured together.
+fn full_table(out: &mut String, f: &Full) {
+    separate(out);
+    let _ = writeln!(
+        out,
+        "everything on: {} rules (`echo` allowed by the last: CEL `when` over args and principal,\n\
+         max_arg_bytes, rate limit), argument validation, audit log in SQLite",
+        f.rules
+    );
+    full_row(
+        out,
+        "",
+        [
+            "direct",
+            "gateway",
+            "all on",
+            "all on − direct",
+            "all on − gateway",
+        ],
+    );
+    for (title, t) in [
+        ("stdio (NDJSON on one pipe)", &f.stdio),
+        ("HTTP (one session)", &f.http),
+    ] {
+        let _ = writeln!(out, "{title}");
+        full_transport_rows(out, t);
+    }
+}
+
+fn full_transport_rows(out: &mut String, t: &FullTransport) {
+    let (d, g, a) = (&t.direct, &t.gateway, &t.all_on);
+    for (label, pick) in [
+        ("c=1 p50", (|s: &Side| s.latency.p50_us) as fn(&Side) -> f64),
+        ("c=1 p99", |s: &Side| s.latency.p99_us),
+    ] {
+        full_row(
+            out,
+            label,
+            [
+                &us(pick(d)),
+                &us(pick(g)),
+                &us(pick(a)),
+                &signed_us(pick(a) - pick(d)),
+                &signed_us(pick(a) - pick(g)),
+            ],
+        );
+    }
+    let c = d.throughput.concurrency;
+    let rate = |s: &Side| s.throughput.per_sec();
+    let share = |x: f64, of: f64| {
+        if of > 0.0 {
+            format!("{:.1} %", x / of * 100.0)
+        } else {
+            "-".to_owned()
+        }
+    };
+    full_row(
+        out,
+        &format!("c={c} calls/s"),
+        [
+            &group(rate(d)),
+            &group(rate(g)),
+            &group(rate(a)),
+            &share(rate(a), rate(d)),
+            &share(rate(a), rate(g)),
+        ],
+    );
+    full_row(
+        out,
+        &format!("c={c} p50"),
+        [
+            &us(d.throughput.p50_us),
+            &us(g.throughput.p50_us),
+            &us(a.throughput.p50_us),
+            "",
+            "",
+        ],
+    );
+    let (gs, as_) = (g.cpu_sequential.gateway_us, a.cpu_sequential.gateway_us);
+    full_row(
+        out,
+        "c=1 CPU/call gateway",
+        ["", &us(gs), &us(as_), "", &signed_us(as_ - gs)],
+    );
+    let (gc, ac) = (g.cpu_concurrent.gateway_us, a.cpu_concurrent.gateway_us);
+    full_row(
+        out,
+        &format!("c={c} CPU/call gateway"),
+        ["", &us(gc), &us(ac), "", &signed_us(ac - gc)],
+    );
+    let audit = match &t.audit.state {
+        AuditState::Intact {
+            records,
+            call_decisions,
+        } => {
+            let tally: Vec<String> = call_decisions
+                .iter()
+                .map(|(what, n)| format!("{what} {}", group(*n as f64)))
+                .collect();
+            format!(
+                "{} records for {} calls, chain intact ({}); tools/call: {}",
+                group(*records as f64),
+                group(t.audit.calls as f64),
+                t.audit.verified_by,
+                tally.join(", ")
+            )
+        }
+        AuditState::NotWritten { why } => format!("NOT CHECKED: {why}"),
+    };
+    let _ = writeln!(out, "  {:<22}{audit}", "audit log");
+}
+
+/// A blank line before a section, unless there is one already.
+fn separate(out: &mut String) {
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+}
+
+fn full_row(out: &mut String, label: &str, cells: [&str; 5]) {
+    let line = format!(
+        "  {label:<22}{:>12}{:>12}{:>12}{:>18}{:>18}",
+        cells[0], cells[1], cells[2], cells[3], cells[4]
+    );
+    let _ = writeln!(out, "{}", line.trim_end());
 }
 
 fn transport_rows(

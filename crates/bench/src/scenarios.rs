@@ -1,5 +1,6 @@
 //! The three measurements: stdio and HTTP (each direct, then through the gateway, on the
-//! same fixture server) and the memory of idle HTTP sessions.
+//! same fixture server) and the memory of idle HTTP sessions; and the runners `full` uses to
+//! put more gateways beside them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::full;
 use crate::http_client::{HttpClient, HttpSession};
 use crate::measure::{self, Contestant, CpuPerCall, Measured};
 use crate::procs::{self, Proc, wait_for_line};
@@ -25,6 +27,13 @@ pub struct Settings {
     /// Each phase is split into this many rounds, alternating direct and gateway.
     pub rounds: usize,
     pub sessions: usize,
+    /// Timed decisions per policy scenario.
+    pub decisions: usize,
+    /// Timed argument validations.
+    pub validations: usize,
+    /// Audit records appended from `concurrency` tasks, and one at a time.
+    pub audit_records: usize,
+    pub audit_single: usize,
     /// Bound on every single wait for an answer.
     pub timeout: Duration,
 }
@@ -99,62 +108,100 @@ tools = ["echo", "add"]
 effect = "allow"
 "#;
 
-fn stdio_config() -> String {
+/// `[gateway]`'s `state`: the audit log (and whatever else the gateway keeps) goes to a file
+/// of the run's own in the work directory, never to the user's default state database.
+fn state_line(env_dir: &Path, tag: &str) -> String {
+    format!(
+        "state = {}",
+        full::state_value(&env_dir.join(format!("state-{tag}.db")))
+    )
+}
+
+fn stdio_config(state: &str) -> String {
     format!(
         "# Written by portcullis-bench: the fixture over stdio behind the gateway.\n\
+         [gateway]\n{state}\n\n\
          [servers.demo]\ncommand = [\"portcullis\", \"fixture\", \"stdio\"]\n{RULES}"
     )
 }
 
-fn http_config(upstream: &str, max_sessions: usize) -> String {
+fn http_config(upstream: &str, max_sessions: usize, state: &str) -> String {
     format!(
         "# Written by portcullis-bench: the fixture over HTTP behind the gateway.\n\
-         [gateway]\nmax_sessions = {max_sessions}\n\n\
-         [servers.demo]\nurl = \"{upstream}\"\n{RULES}"
+         [gateway]\nmax_sessions = {max_sessions}\n{state}\n\n\
+         [servers.demo]\nurl = {}\n{RULES}",
+        full::toml_string(upstream)
     )
 }
 
 pub async fn stdio(env: &Env, s: &Settings) -> anyhow::Result<Comparison> {
+    let sides = stdio_sides(env, s, &[("stdio", None)]).await?;
+    let [direct, gateway]: [Side; 2] = sides
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("two targets measured, not two results"))?;
+    Ok(Comparison { direct, gateway })
+}
+
+/// The fixture over stdio, directly and behind one gateway per entry of `gateways` (its tag,
+/// and its config: `None` for the plain one), measured in the same alternating rounds; the
+/// figures direct first, then in the order given. Each gateway starts its own fixture child.
+pub async fn stdio_sides(
+    env: &Env,
+    s: &Settings,
+    gateways: &[(&str, Option<String>)],
+) -> anyhow::Result<Vec<Side>> {
+    let first = gateways.first().map_or("stdio", |g| g.0);
     let mut fixture = Proc::spawn(
         "fixture (stdio)",
         &env.bin,
         &["fixture", "stdio"],
-        Some(&env.file("fixture-stdio.log")),
+        Some(&env.file(&format!("fixture-{first}.log"))),
     )?;
-    let config = env.write("stdio.toml", &stdio_config())?;
-    let mut gateway = Proc::spawn(
-        "gateway (stdio)",
-        &env.bin,
-        &["stdio", "demo", "--config", path_str(&config)?],
-        Some(&env.file("gateway-stdio.log")),
-    )?;
+    let mut procs = Vec::with_capacity(gateways.len());
+    for (tag, config) in gateways {
+        let text = match config {
+            Some(text) => text.clone(),
+            None => stdio_config(&state_line(&env.dir, tag)),
+        };
+        let config = env.write(&format!("{tag}.toml"), &text)?;
+        procs.push(Proc::spawn(
+            &format!("gateway ({tag})"),
+            &env.bin,
+            &["stdio", "demo", "--config", path_str(&config)?],
+            Some(&env.file(&format!("gateway-{tag}.log"))),
+        )?);
+    }
     let mut direct = stdio_client(&mut fixture, s).await?;
-    let mut through = stdio_client(&mut gateway, s).await?;
-    // The gateway starts its own fixture child during the handshake.
-    let mut gateway_side = vec![gateway.pid()];
-    gateway_side.extend(procs::children(gateway.pid()));
-    let (d, g) = measure::compare(
-        Contestant {
-            target: &mut direct,
-            servers: vec![fixture.pid()],
-            gateway: None,
-        },
-        Contestant {
-            target: &mut through,
-            servers: gateway_side,
-            gateway: Some(gateway.pid()),
-        },
-        s,
-    )
-    .await?;
-    for (client, proc) in [(direct, fixture), (through, gateway)] {
+    let mut clients = Vec::with_capacity(procs.len());
+    for proc in &mut procs {
+        clients.push(stdio_client(proc, s).await?);
+    }
+    let mut contestants = vec![Contestant {
+        target: &mut direct,
+        servers: vec![fixture.pid()],
+        gateway: None,
+    }];
+    for (client, proc) in clients.iter_mut().zip(&procs) {
+        // The gateway starts its own fixture child during the handshake.
+        let mut servers = vec![proc.pid()];
+        servers.extend(procs::children(proc.pid()));
+        contestants.push(Contestant {
+            target: client,
+            servers,
+            gateway: Some(proc.pid()),
+        });
+    }
+    let measured = measure::compare_all(contestants, s).await?;
+    direct.close().await?;
+    fixture.wait_exit().await?;
+    for (client, proc) in clients.into_iter().zip(procs) {
         client.close().await?;
         proc.wait_exit().await?;
     }
-    Ok(Comparison {
-        direct: Side::new(d, "NDJSON"),
-        gateway: Side::new(g, "NDJSON"),
-    })
+    Ok(measured
+        .into_iter()
+        .map(|m| Side::new(m, "NDJSON"))
+        .collect())
 }
 
 async fn stdio_client(proc: &mut Proc, s: &Settings) -> anyhow::Result<StdioClient> {
@@ -180,15 +227,11 @@ async fn start_fixture_http(env: &Env) -> anyhow::Result<(Proc, String)> {
     Ok((proc, url))
 }
 
-/// `portcullis serve` in front of `upstream`; the URL of its `/mcp/demo` route.
-async fn start_gateway_http(
-    env: &Env,
-    upstream: &str,
-    max_sessions: usize,
-    tag: &str,
-) -> anyhow::Result<(Proc, String)> {
-    let name = "gateway (http)";
-    let config = env.write(&format!("{tag}.toml"), &http_config(upstream, max_sessions))?;
+/// `portcullis serve` with config `text`; the URL of its `/mcp/demo` route.
+async fn start_gateway_http(env: &Env, text: &str, tag: &str) -> anyhow::Result<(Proc, String)> {
+    let name = format!("gateway ({tag})");
+    let name = name.as_str();
+    let config = env.write(&format!("{tag}.toml"), text)?;
     let mut proc = Proc::spawn(
         name,
         &env.bin,
@@ -212,33 +255,77 @@ async fn start_gateway_http(
 }
 
 pub async fn http(env: &Env, s: &Settings) -> anyhow::Result<Comparison> {
-    let (fixture, upstream) = start_fixture_http(env).await?;
-    let (gateway, url) = start_gateway_http(env, &upstream, 1000, "http").await?;
-    let mut direct = http_session("fixture (http)", &upstream, s).await?;
-    let mut through = http_session("gateway (http)", &url, s).await?;
-    let (d, g) = measure::compare(
-        Contestant {
-            target: &mut direct,
-            servers: vec![fixture.pid()],
-            gateway: None,
-        },
-        Contestant {
-            target: &mut through,
-            servers: vec![gateway.pid(), fixture.pid()],
-            gateway: Some(gateway.pid()),
-        },
-        s,
-    )
-    .await?;
-    Ok(Comparison {
-        direct: Side::new(d, answers(&direct)),
-        gateway: Side::new(g, answers(&through)),
-    })
+    let sides = http_sides(env, s, &[("http", None)]).await?;
+    let [direct, gateway]: [Side; 2] = sides
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("two targets measured, not two results"))?;
+    Ok(Comparison { direct, gateway })
 }
 
+/// Writes a gateway's config from the fixture's URL.
+pub type HttpConfig<'a> = &'a dyn Fn(&str) -> String;
+
+/// The fixture over HTTP, directly and behind one gateway per entry of `gateways` (its tag,
+/// and its config from the fixture's URL: `None` for the plain one), all on the same
+/// fixture, measured in the same alternating rounds; the figures direct first, then in the
+/// order given. The gateways are stopped (SIGTERM: they finish what they were writing)
+/// before this returns.
+pub async fn http_sides(
+    env: &Env,
+    s: &Settings,
+    gateways: &[(&str, Option<HttpConfig<'_>>)],
+) -> anyhow::Result<Vec<Side>> {
+    let (fixture, upstream) = start_fixture_http(env).await?;
+    let mut procs = Vec::with_capacity(gateways.len());
+    let mut sessions = Vec::with_capacity(gateways.len());
+    for (tag, config) in gateways {
+        let text = match config {
+            Some(config) => config(&upstream),
+            None => http_config(&upstream, 1000, &state_line(&env.dir, tag)),
+        };
+        let (proc, url) = start_gateway_http(env, &text, tag).await?;
+        sessions.push(http_session(&format!("gateway ({tag})"), &url, s).await?);
+        procs.push(proc);
+    }
+    let mut direct = http_session("fixture (http)", &upstream, s).await?;
+    let mut contestants = vec![Contestant {
+        target: &mut direct,
+        servers: vec![fixture.pid()],
+        gateway: None,
+    }];
+    for (session, proc) in sessions.iter_mut().zip(&procs) {
+        contestants.push(Contestant {
+            target: session,
+            servers: vec![proc.pid(), fixture.pid()],
+            gateway: Some(proc.pid()),
+        });
+    }
+    let measured = measure::compare_all(contestants, s).await?;
+    let mut sides = vec![answers(&direct)];
+    sides.extend(sessions.iter().map(|session| answers(session)));
+    // Close the clients' connections first: a gateway stops once its connections are gone.
+    drop(direct);
+    drop(sessions);
+    for proc in procs {
+        let name = proc.name().to_owned();
+        if !proc.terminate().await {
+            eprintln!("portcullis-bench: {name} did not stop on SIGTERM in time; killed");
+        }
+    }
+    drop(fixture);
+    Ok(measured
+        .into_iter()
+        .zip(sides)
+        .map(|(m, answers)| Side::new(m, answers))
+        .collect())
+}
+
+/// A session for calls: opened, and its tools listed, as a client does.
 async fn http_session(name: &str, url: &str, s: &Settings) -> anyhow::Result<Arc<HttpSession>> {
     let client = HttpClient::new(name, url, s.concurrency * 2, s.timeout)?;
-    Ok(Arc::new(client.open_session().await?))
+    let session = client.open_session().await?;
+    session.list_tools().await?;
+    Ok(Arc::new(session))
 }
 
 fn answers(session: &HttpSession) -> &'static str {
@@ -252,7 +339,8 @@ fn answers(session: &HttpSession) -> &'static str {
 /// Opens `s.sessions` idle sessions through the gateway and weighs them.
 pub async fn memory(env: &Env, s: &Settings) -> anyhow::Result<Memory> {
     let (_fixture, upstream) = start_fixture_http(env).await?;
-    let (gateway, url) = start_gateway_http(env, &upstream, s.sessions + 100, "memory").await?;
+    let text = http_config(&upstream, s.sessions + 100, &state_line(&env.dir, "memory"));
+    let (gateway, url) = start_gateway_http(env, &text, "memory").await?;
     let client = HttpClient::new("gateway (http)", &url, s.concurrency * 2, s.timeout)?;
     // One session and a call first: pools, caches and runtime buffers exist before "before".
     let warm = client.open_session().await?;
@@ -317,9 +405,14 @@ mod tests {
 
     #[test]
     fn generated_configs_are_toml() -> anyhow::Result<()> {
-        let stdio: toml::Table = stdio_config().parse()?;
+        let state = state_line(Path::new("/tmp/bench \"dir\""), "x");
+        let stdio: toml::Table = stdio_config(&state).parse()?;
         assert!(stdio.contains_key("servers"));
-        let http: toml::Table = http_config("http://127.0.0.1:1/mcp", 10100).parse()?;
+        assert_eq!(
+            stdio["gateway"]["state"].as_str(),
+            Some("sqlite:/tmp/bench \"dir\"/state-x.db")
+        );
+        let http: toml::Table = http_config("http://127.0.0.1:1/mcp", 10100, &state).parse()?;
         assert_eq!(http["gateway"]["max_sessions"].as_integer(), Some(10100));
         Ok(())
     }

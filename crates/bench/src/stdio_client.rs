@@ -41,7 +41,7 @@ impl StdioClient {
         id
     }
 
-    /// `initialize`, then `notifications/initialized`.
+    /// `initialize`, `notifications/initialized`, then `tools/list`.
     pub async fn handshake(&mut self) -> anyhow::Result<()> {
         let id = self.next_id();
         self.write(&protocol::initialize(id)).await?;
@@ -51,7 +51,13 @@ impl StdioClient {
             .check_success()
             .with_context(|| format!("{}: initialize", self.name))?;
         self.write(&protocol::initialized()).await?;
-        self.flush().await
+        let id = self.next_id();
+        self.write(&protocol::list_tools(id)).await?;
+        self.flush().await?;
+        self.wait_for(id)
+            .await?
+            .check_success()
+            .with_context(|| format!("{}: tools/list", self.name))
     }
 
     /// `calls` sequential `echo` calls; the time of each.

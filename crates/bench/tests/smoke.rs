@@ -1,5 +1,6 @@
 //! The benchmark still runs end to end: a `--quick` run against the debug build of the
-//! gateway produces every figure the README promises. (It asserts that the figures exist and
+//! gateway produces every figure the README promises, and the gateway with everything on
+//! wrote an intact audit log with a record for every call. (It asserts that the figures exist and
 //! are measurements, not how good they are: a debug build on a shared test machine says
 //! nothing about performance, which the release benchmark alone measures.)
 
@@ -43,6 +44,16 @@ fn a_quick_run_reports_every_figure() {
             "--no-build",
             "--sessions",
             "200",
+            // Debug builds of the in-process parts are slow; a few hundred of each suffice
+            // to show the figures are produced.
+            "--decisions",
+            "300",
+            "--validations",
+            "300",
+            "--audit-records",
+            "2000",
+            "--audit-single",
+            "50",
             "--portcullis",
         ])
         .arg(portcullis())
@@ -64,6 +75,34 @@ fn a_quick_run_reports_every_figure() {
         }
         positive(&report, &format!("{transport}.throughput_ratio"));
     }
+    positive(&report, "policy.first_match.p50_us");
+    positive(&report, "policy.first_match_cel.p50_us");
+    positive(&report, "policy.every_rule_tried.p50_us");
+    positive(&report, "validation.latency.p50_us");
+    positive(&report, "audit.records_per_sec");
+    positive(&report, "audit.single_append.p50_us");
+    for transport in ["stdio", "http"] {
+        for side in ["direct", "gateway", "all_on"] {
+            positive(&report, &format!("full.{transport}.{side}.latency.p50_us"));
+            positive(
+                &report,
+                &format!("full.{transport}.{side}.throughput.calls_per_sec"),
+            );
+        }
+        positive(&report, &format!("full.{transport}.throughput_ratio"));
+        let audit = &report["full"][transport]["audit"];
+        let calls = positive(&report, &format!("full.{transport}.audit.calls"));
+        assert_eq!(
+            audit["written"].as_bool(),
+            Some(true),
+            "the all-on gateway wrote no audit records over {transport}: {audit}"
+        );
+        assert_eq!(audit["intact"].as_bool(), Some(true), "{audit}");
+        assert!(
+            positive(&report, &format!("full.{transport}.audit.records")) >= calls,
+            "{audit}"
+        );
+    }
     let targets = report["targets"].as_array().expect("targets");
     let ids: Vec<&str> = targets.iter().filter_map(|t| t["id"].as_str()).collect();
     assert_eq!(
@@ -73,7 +112,11 @@ fn a_quick_run_reports_every_figure() {
             "stdio_throughput_ratio",
             "http_added_p50_us",
             "http_throughput_ratio",
-            "idle_session_kib"
+            "idle_session_kib",
+            "policy_p50_us",
+            "policy_cel_p50_us",
+            "validation_p50_us",
+            "audit_records_per_sec"
         ]
     );
     assert!(

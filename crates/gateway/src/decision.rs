@@ -1,33 +1,24 @@
 //! The decision log: one structured line per policy decision.
 //!
-//! This is the first cut of the audit trail: every allow and deny is a `tracing` event on
-//! the `portcullis::decision` target with principal, session, transport, server, method,
-//! name, effect and the rule that decided (or `default` for the default deny).
+//! Every decision is a `tracing` event on the `portcullis::decision` target with principal,
+//! session, transport, server, method, name, verdict and the rule that decided (or
+//! `default deny`). This is the operator's live view; the record that counts is the audit
+//! trail ([`crate::audit`]).
 
-use portcullis_policy::{Decision, Policy, Principal};
+use portcullis_policy::{Decision, Policy};
 
-pub struct DecisionRecord<'a> {
-    pub principal: &'a Principal,
-    pub session: &'a str,
-    pub transport: &'a str,
-    pub server: &'a str,
-    pub method: &'a str,
-    pub name: &'a str,
-    pub decision: &'a Decision,
-}
-
-pub fn log(policy: &Policy, r: &DecisionRecord<'_>) {
-    let effect = r.decision.verdict.as_str();
-    let rule = describe_rule(policy, r.decision);
+/// Logs one decision: the decision names the principal, server and name it is about.
+pub fn log(policy: &Policy, session: &str, transport: &str, method: &str, decision: &Decision) {
+    let rule = describe_rule(policy, decision);
     tracing::info!(
         target: "portcullis::decision",
-        principal = %r.principal,
-        session = r.session,
-        transport = r.transport,
-        server = r.server,
-        method = r.method,
-        name = r.name,
-        decision = effect,
+        principal = %decision.principal,
+        session,
+        transport,
+        server = decision.server.as_str(),
+        method,
+        name = decision.name.as_str(),
+        decision = decision.verdict.as_str(),
         rule = %rule,
         "decision"
     );

@@ -5,9 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use portcullis_egress::{EgressClient, EgressConfig};
+use portcullis_guard::SchemaCache;
 use portcullis_policy::{Policy, Principal};
+use portcullis_store::{SqliteOptions, SqliteStore, Store};
 
-use crate::config::{Config, Instances, Upstream};
+use crate::audit::Audit;
+use crate::config::{AuditMirror, Config, Instances, StateLocation, Upstream};
+use crate::limits::RateLimiter;
 use crate::route::{Route, routes};
 use crate::session::ParkedCalls;
 use crate::upstream::handshake::Era;
@@ -21,6 +25,18 @@ pub enum GatewayError {
     Server { server: String, reason: String },
     #[error("outbound HTTP client: {0}")]
     Egress(#[from] portcullis_egress::EgressError),
+    #[error("gateway.state {path}: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: portcullis_store::StoreError,
+    },
+    #[error("audit.mirror {path}: {source}")]
+    Mirror {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub struct Gateway {
@@ -35,10 +51,24 @@ pub struct Gateway {
     routes: HashMap<String, Arc<Route>>,
     /// Calls waiting for a stateless client's input (see `session::mrtr`).
     pub parked: ParkedCalls,
+    /// The audit trail, in the state store.
+    pub audit: Audit,
+    /// Rate limits per principal × server × name.
+    pub limiter: RateLimiter,
+    /// Compiled `inputSchema`s of the tools called through the gateway.
+    pub schemas: SchemaCache,
 }
 
 impl Gateway {
+    /// Assembles the gateway and opens its state store (creating it, and its directory,
+    /// on first use).
     pub fn new(config: Config) -> Result<Arc<Self>, GatewayError> {
+        let store = open_store(&config)?;
+        Self::with_store(config, store)
+    }
+
+    /// Assembles the gateway on a store opened elsewhere.
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>, GatewayError> {
         let egress = EgressClient::new(&EgressConfig::default())?;
         let max = config.gateway.max_message_bytes;
         let mut specs = HashMap::new();
@@ -55,7 +85,11 @@ impl Gateway {
             .into_iter()
             .map(|r| (r.name.to_string(), r))
             .collect();
+        let audit = Audit::new(store, config.audit.include_args);
         Ok(Arc::new(Gateway {
+            audit,
+            limiter: RateLimiter::default(),
+            schemas: SchemaCache::default(),
             config: Arc::new(config),
             egress,
             specs,
@@ -133,7 +167,8 @@ impl Gateway {
         Some(slot.clone())
     }
 
-    /// Stops every shared connection (child processes included).
+    /// Stops every shared connection (child processes included), and waits for the audit
+    /// records still on their way.
     pub async fn shutdown(&self) {
         let slots: Vec<Arc<UpstreamSlot>> = self
             .shared
@@ -145,7 +180,51 @@ impl Gateway {
         for slot in slots {
             slot.shutdown().await;
         }
+        self.audit.flush().await;
     }
+}
+
+/// Opens the store `gateway.state` names, with the `[audit]` mirror.
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, GatewayError> {
+    let StateLocation::Sqlite(path) = &config.gateway.state;
+    let shown = path.display().to_string();
+    let store_error = |source| GatewayError::Store {
+        path: shown.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The directory is private: the audit log names who called what.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| {
+                store_error(portcullis_store::StoreError::Io {
+                    op: "create the state directory",
+                    source,
+                })
+            })?;
+    }
+    let mirror = match &config.audit.mirror {
+        None => None,
+        Some(AuditMirror::Stdout) => Some(portcullis_store::AuditMirror::stdout()),
+        Some(AuditMirror::Stderr) => Some(portcullis_store::AuditMirror::stderr()),
+        Some(AuditMirror::File(file)) => {
+            Some(portcullis_store::AuditMirror::file(file).map_err(|source| {
+                GatewayError::Mirror {
+                    path: file.display().to_string(),
+                    source,
+                }
+            })?)
+        }
+    };
+    let options = SqliteOptions {
+        mirror,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(path, options).map_err(store_error)?;
+    Ok(store)
 }
 
 /// What a shared connection is shared by.

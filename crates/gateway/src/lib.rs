@@ -9,8 +9,11 @@
 //! - [`session`]: one client's session: the relay, list filtering, id remapping.
 //! - [`upstream`]: the gateway as an MCP client of each server (stdio child or HTTP).
 //! - [`transport`]: the gateway as an MCP server to its clients (stdio, Streamable HTTP).
-//! - [`decision`]: the decision log.
+//! - [`decision`]: the decision log (a line per decision).
+//! - [`audit`]: the audit trail (a record per decision, hash-chained, in the state store).
+//! - [`limits`]: rate limits.
 
+pub mod audit;
 pub mod config;
 pub mod decision;
 pub mod gateway;

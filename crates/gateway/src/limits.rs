@@ -9,28 +9,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use portcullis_policy::RateSpec;
+
 /// How many keys the limiter tracks before it forgets the ones that have fully recovered.
 const PRUNE_AT: usize = 100_000;
-
-/// `count` calls per `period`, with up to `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: u32,
-    pub period: Duration,
-    pub burst: u32,
-}
-
-impl Rate {
-    /// The time one call "costs".
-    fn interval(&self) -> Duration {
-        self.period / self.count.max(1)
-    }
-
-    /// How far ahead of schedule a caller may get: `burst - 1` calls' worth.
-    fn tolerance(&self) -> Duration {
-        self.interval() * self.burst.max(1).saturating_sub(1)
-    }
-}
 
 /// What a rate limit is kept for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -52,18 +34,18 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Counts one call against `rate`, or says how long to wait.
-    pub fn check(&self, key: &RateKey, rate: &Rate, now: Instant) -> Result<(), RetryAfter> {
+    pub fn check(&self, key: &RateKey, rate: &RateSpec, now: Instant) -> Result<(), RetryAfter> {
         let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
         if cells.len() >= PRUNE_AT {
             // A key whose arrival time has passed is indistinguishable from a new one.
             cells.retain(|_, tat| *tat > now);
         }
         let tat = cells.get(key).copied().unwrap_or(now).max(now);
-        let allowed_from = tat.checked_sub(rate.tolerance()).unwrap_or(now);
+        let allowed_from = tat.checked_sub(rate.burst_tolerance()).unwrap_or(now);
         if now < allowed_from {
             return Err(RetryAfter(allowed_from - now));
         }
-        cells.insert(key.clone(), tat + rate.interval());
+        cells.insert(key.clone(), tat + rate.emission_interval());
         Ok(())
     }
 
@@ -84,12 +66,10 @@ mod tests {
         }
     }
 
-    fn per_minute(count: u32, burst: u32) -> Rate {
-        Rate {
-            count,
-            period: Duration::from_secs(60),
-            burst,
-        }
+    fn per_minute(count: u32, burst: u32) -> RateSpec {
+        RateSpec::parse(&format!("{count}/minute"))
+            .and_then(|r| r.with_burst(burst.into()))
+            .expect("a valid rate")
     }
 
     #[test]

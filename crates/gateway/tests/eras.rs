@@ -124,6 +124,7 @@ async fn a_stateless_client_without_the_capability_is_never_asked() {
 
 fn python(args: &[&str]) -> Value {
     let mut cmd = Command::new(support::python());
+    support::isolate_state(&mut cmd);
     cmd.arg(support::workspace_root().join("crates/gateway/tests/peers/mrtr_client.py"))
         .args(args);
     let (ok, stdout, stderr) = support::run_with_timeout(cmd, Duration::from_secs(60));

@@ -13,7 +13,6 @@
 //! Refusing a call for a tool that was never listed needs no code here: the gateway holds no
 //! schema for it, and so has nothing to validate against.
 
-mod canonical;
 mod digest;
 mod invalid;
 mod prompts;

@@ -329,12 +329,39 @@ impl Policy {
             decision.rate = rule.rate.filter(|_| permits);
             return decision;
         }
-        let reason = format!(
+        let mut reason = format!(
             "no rule allows {} for {} (default deny)",
             what(),
             req.principal
         );
+        self.near_misses(&trace, &mut reason);
         self.finish(req, Verdict::Deny, None, reason, trace)
+    }
+
+    /// Appends to a default deny's reason why the allow rules about this name did not apply
+    /// (at most three): what the caller must change, in the words of the rule.
+    fn near_misses(&self, trace: &[Step], reason: &mut String) {
+        let misses = trace.iter().filter_map(|step| {
+            let rule = &self.rules[step.rule];
+            if !rule.effect.permits() {
+                return None;
+            }
+            match &step.outcome {
+                StepOutcome::ConstraintFailed { which, why } => {
+                    Some(format!("{} did not apply: {which}: {why}", rule.origin))
+                }
+                StepOutcome::ConditionFalse => Some(format!(
+                    "the condition of {} is false: {}",
+                    rule.origin,
+                    rule.when.as_ref().map_or("", |c| c.source())
+                )),
+                _ => None,
+            }
+        });
+        for miss in misses.take(3) {
+            reason.push_str("; ");
+            reason.push_str(&miss);
+        }
     }
 
     fn finish(
@@ -404,6 +431,14 @@ impl Policy {
             return rule.effect.permits();
         }
         false
+    }
+
+    /// Does any rule's condition read `tool.annotations`? When none does, list filtering
+    /// need not parse each tool's annotations.
+    pub fn reads_annotations(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.when.as_ref().is_some_and(|c| c.uses_annotations()))
     }
 
     /// Is `target` listed for `principal`? [`Policy::visible`] without annotations.

@@ -55,9 +55,6 @@ pub enum StoreError {
     /// The database was written by a newer Portcullis, or is not a Portcullis store.
     #[error("state store: {0}")]
     Schema(String),
-    /// The `state` setting is not understood.
-    #[error("state location: {0}")]
-    Location(String),
 }
 
 impl StoreError {

@@ -7,19 +7,18 @@
 //!
 //! Modules, one idea each:
 //! - `record`: what an audit record is, stored records, queries, bounds;
-//! - `canonical`: canonical JSON (the bytes that get hashed) and the argument digest;
-//! - `chain`: the hash chain (encoding, link hashes, genesis);
+//! - `chain`: the hash chain (encoding, link hashes, genesis), over the canonical JSON of
+//!   [`portcullis_wire::canonical`];
 //! - `schema`: connections, pragmas, the versioned schema and its migrations, `meta`;
 //! - `writer`: the single writer thread and its group commit;
 //! - `query`, `verify`: reading the log back, and checking it;
 //! - `mirror`: the optional JSON-lines copy;
-//! - `sqlite`: [`SqliteStore`], tying these together;
-//! - `location`: parsing the `state` setting.
+//! - `sqlite`: [`SqliteStore`], tying these together.
+//!
+//! Where the store lives (`gateway.state`) is read by the gateway's config, not here.
 
-mod canonical;
 mod chain;
 mod error;
-mod location;
 mod mirror;
 mod query;
 mod record;
@@ -28,10 +27,8 @@ mod sqlite;
 mod verify;
 mod writer;
 
-pub use canonical::{args_digest, canonical_json};
 pub use chain::{GENESIS_HASH, link_hash};
 pub use error::StoreError;
-pub use location::StateLocation;
 pub use mirror::AuditMirror;
 pub use record::{AuditQuery, AuditRecord, MAX_QUERY_LIMIT, MAX_RECORD_BYTES, StoredRecord};
 pub use schema::{Durability, SCHEMA_VERSION};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Largest accepted record, measured as its canonical JSON (see [`crate::canonical_json`]).
+/// Largest accepted record, measured as its canonical JSON (see [`portcullis_wire::canonical`]).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Largest `limit` of one [`AuditQuery`].
@@ -32,7 +32,8 @@ pub struct AuditRecord {
     pub method: String,
     /// The tool, prompt or resource the method names (empty when it names none).
     pub name: String,
-    /// A digest of the arguments (see [`crate::args_digest`]).
+    /// A digest of the arguments: the gateway records `portcullis_guard::digest`, the
+    /// `sha256:<hex>` of their canonical JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_digest: Option<String>,
     /// The arguments themselves: only with `audit.include_args = true`, and then already

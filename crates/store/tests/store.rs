@@ -5,8 +5,9 @@ mod common;
 use common::{bounded, fill, fresh, fresh_with, raw, record};
 use portcullis_store::{
     AuditMirror, AuditQuery, MAX_QUERY_LIMIT, SCHEMA_VERSION, SqliteOptions, SqliteStore, Store,
-    StoreError, StoredRecord, VerifyOutcome, canonical_json, link_hash,
+    StoreError, StoredRecord, VerifyOutcome, link_hash,
 };
+use portcullis_wire::canonical;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +23,7 @@ async fn records_come_back_as_written_and_linked() {
     assert_eq!(seqs(&all), [1, 2, 3, 4, 5]);
     for (i, stored) in all.iter().enumerate() {
         assert_eq!(stored.record, record(i as u64 + 1));
-        let body = canonical_json(&serde_json::to_value(&stored.record).unwrap());
+        let body = canonical::to_string(&serde_json::to_value(&stored.record).unwrap());
         assert_eq!(stored.hash, link_hash(&stored.prev_hash, stored.seq, &body));
         if i > 0 {
             assert_eq!(stored.prev_hash, all[i - 1].hash);
@@ -276,7 +277,7 @@ async fn the_mirror_gets_every_committed_record_in_order() {
         assert_eq!(&parsed, stored);
         // Each line is itself canonical, so the mirror can be checked on its own.
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(&canonical_json(&value), line);
+        assert_eq!(&canonical::to_string(&value), line);
     }
 }
 

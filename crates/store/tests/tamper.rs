@@ -4,9 +4,8 @@
 mod common;
 
 use common::{fill, fresh, raw, record};
-use portcullis_store::{
-    ChainProblem, GENESIS_HASH, Store, VerifyOutcome, canonical_json, link_hash,
-};
+use portcullis_store::{ChainProblem, GENESIS_HASH, Store, VerifyOutcome, link_hash};
+use portcullis_wire::canonical;
 
 fn expect_broken(outcome: VerifyOutcome, seq: u64, problem: ChainProblem) -> String {
     match outcome {
@@ -102,7 +101,7 @@ async fn an_edit_with_a_recomputed_hash_is_named() {
     let mut forged = record(5);
     forged.decision = "allow".into();
     forged.principal = "mallory".into();
-    let body = canonical_json(&serde_json::to_value(&forged).unwrap());
+    let body = canonical::to_string(&serde_json::to_value(&forged).unwrap());
     let hash = link_hash(&prev, 5, &body);
     conn.execute(
         "UPDATE audit SET body = ?1, hash = ?2 WHERE seq = 5",
@@ -261,7 +260,7 @@ async fn a_rewritten_last_record_is_named_through_the_head() {
         .unwrap();
     let mut forged = record(4);
     forged.reason = "nothing to see".into();
-    let body = canonical_json(&serde_json::to_value(&forged).unwrap());
+    let body = canonical::to_string(&serde_json::to_value(&forged).unwrap());
     conn.execute(
         "UPDATE audit SET body = ?1, hash = ?2 WHERE seq = 4",
         rusqlite::params![body, link_hash(&prev, 4, &body)],

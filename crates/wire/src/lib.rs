@@ -10,10 +10,13 @@
 //! - [`method`]: the catalog of MCP methods ([`method::lookup`]).
 //! - [`ndjson`]: bounded line framing for stdio.
 //! - [`sse`]: Server-Sent Events encoding and bounded decoding.
+//! - [`canonical`]: canonical JSON, the bytes behind every hash Portcullis computes over a
+//!   value (argument digests, schema keys, the audit chain).
 //!
 //! Everything here treats its input as hostile: no panics, bounded work and memory, and
 //! errors that say what was wrong without echoing more than a few dozen bytes of input.
 
+pub mod canonical;
 pub mod envelope;
 pub mod error;
 pub mod ingress;

@@ -1,5 +1,6 @@
 //! Property tests: round trips, robustness against arbitrary input, chunking independence.
 
+use portcullis_wire::canonical::{self, Bounds, Overflow};
 use portcullis_wire::{
     Envelope, ErrorObject, Frame, Id, Limits, RawValue, SseDecoder, parse_frame, parse_message,
 };
@@ -77,6 +78,76 @@ fn envelope() -> impl Strategy<Value = Envelope> {
 
 fn raw_text(r: &Option<Box<RawValue>>) -> Option<&str> {
     r.as_deref().map(RawValue::get)
+}
+
+/// Strings biased toward what canonical JSON must get right: escapes, control characters,
+/// non-ASCII (two-, three- and four-byte UTF-8), and keys that sort differently by UTF-16.
+fn tricky_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[\\u{0}-\\u{1f}\"\\\\/\\u{7f}a-zA-Z0-9é\\u{2028}\\u{ff61}\\u{feff}𝄞😀]{0,8}",
+    ]
+}
+
+/// Values for canonical JSON: every number kind (u64 beyond i64, floats incl. -0.0, extremes).
+fn canonical_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        prop_oneof![
+            Just(-0.0),
+            Just(0.1),
+            Just(1e30),
+            Just(5e-324),
+            Just(f64::MAX)
+        ]
+        .prop_map(Value::from),
+        tricky_string().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(5, 48, 6, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..6).prop_map(Value::Array),
+            vec((tricky_string(), inner), 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// `value` with every object's members in key order, for `serde_json` to write.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        Value::Object(map) => {
+            let mut members: Vec<_> = map.iter().collect();
+            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            Value::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
+        }
+        other => other.clone(),
+    }
+}
+
+/// `value` with every object's members in reverse order (same value, other insertion order).
+fn reversed(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(reversed).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), reversed(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Bytes biased toward JSON structure, to reach deep into the parser.
@@ -198,5 +269,58 @@ proptest! {
             }
             Err(_) => prop_assert!(failed),
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Canonical JSON is what `serde_json` writes once the keys are sorted (so strings and
+    /// numbers are spelled its way), whatever the insertion order.
+    #[test]
+    fn canonical_is_serde_json_with_sorted_keys(value in canonical_value()) {
+        let text = canonical::to_string(&value);
+        prop_assert_eq!(&text, &serde_json::to_string(&sorted(&value)).unwrap());
+        prop_assert_eq!(&canonical::to_string(&reversed(&value)), &text);
+    }
+
+    /// The text reads back to the same value, and writing that again gives the same text.
+    #[test]
+    fn canonical_reparses_to_the_same_value(value in canonical_value()) {
+        let text = canonical::to_string(&value);
+        let back: Value = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(&back, &value);
+        prop_assert_eq!(canonical::to_string(&back), text);
+    }
+
+    /// A bounded write gives the whole text when it fits, and stops when it does not.
+    #[test]
+    fn canonical_bounds(value in canonical_value(), max_bytes in 0usize..200, max_depth in 1usize..6) {
+        let text = canonical::to_string(&value);
+        let mut out = Vec::new();
+        let bounds = Bounds { max_bytes, max_depth: usize::MAX };
+        match canonical::write(&value, &mut out, bounds) {
+            Ok(()) => prop_assert_eq!(&out, text.as_bytes()),
+            Err(overflow) => {
+                prop_assert_eq!(overflow, Overflow::Bytes);
+                prop_assert!(text.len() > max_bytes);
+                prop_assert!(out.len() <= max_bytes && text.as_bytes().starts_with(&out));
+            }
+        }
+        let bounds = Bounds { max_bytes: usize::MAX, max_depth };
+        let fits = depth(&value) <= max_depth;
+        match canonical::write(&value, &mut std::io::sink(), bounds) {
+            Ok(()) => prop_assert!(fits),
+            Err(overflow) => prop_assert!(overflow == Overflow::Depth && !fits),
+        }
+    }
+}
+
+/// Container depth, the top-level container being 1 and a scalar 0.
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use portcullis_policy::{Kind, Target};
+use portcullis_policy::Kind;
 use portcullis_wire::{ErrorObject, Id, codes};
 use serde_json::value::RawValue;
 
@@ -41,6 +41,15 @@ fn empty_list(kind: ListKind) -> Box<RawValue> {
     mcp::raw(&serde_json::json!({ kind.items_key(): [] }))
 }
 
+/// A tool item's `annotations`, when it has an object there.
+fn tool_annotations(item: &RawValue) -> Option<serde_json::Value> {
+    let obj = RawObject::parse(item).ok()?;
+    let raw = obj.get("annotations")?;
+    serde_json::from_str::<serde_json::Value>(raw.get())
+        .ok()
+        .filter(serde_json::Value::is_object)
+}
+
 fn has_cursor(params: Option<&RawValue>) -> bool {
     params
         .and_then(|p| RawObject::parse(p).ok())
@@ -61,13 +70,20 @@ impl Session {
         }
     }
 
-    fn visible(&self, server: &str, kind: ListKind, name: &str) -> bool {
-        let target = Target {
+    /// Whether the principal may see `item` (named `name`) of `server`'s list. A tool's
+    /// annotations are read when a rule's condition looks at them.
+    fn visible(&self, server: &str, kind: ListKind, name: &str, item: &RawValue) -> bool {
+        let policy = self.gateway.policy();
+        let annotations = (kind == ListKind::Tools && policy.reads_annotations())
+            .then(|| tool_annotations(item))
+            .flatten();
+        policy.visible(
+            &self.principal,
             server,
-            kind: policy_kind(kind),
+            policy_kind(kind),
             name,
-        };
-        self.gateway.policy().allows(&self.principal, &target)
+            annotations.as_ref(),
+        )
     }
 
     async fn list_single(
@@ -112,7 +128,11 @@ impl Session {
         let names: Vec<Option<String>> = items.iter().map(|it| item_name(kind, it)).collect();
         let keep: Vec<bool> = names
             .iter()
-            .map(|n| n.as_deref().is_some_and(|n| self.visible(&server, kind, n)))
+            .zip(&items)
+            .map(|(n, item)| {
+                n.as_deref()
+                    .is_some_and(|n| self.visible(&server, kind, n, item))
+            })
             .collect();
         let hidden = keep.iter().filter(|k| !**k).count();
         if hidden > 0 {
@@ -196,7 +216,7 @@ impl Session {
                 let Some(name) = item_name(kind, item) else {
                     continue;
                 };
-                if !self.visible(&member.server, kind, &name) {
+                if !self.visible(&member.server, kind, &name, item) {
                     continue;
                 }
                 let Ok(mut obj) = RawObject::parse(item) else {

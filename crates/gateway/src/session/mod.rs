@@ -8,6 +8,7 @@
 //! an upstream's request ids never reach the client, so ids of different sessions and
 //! upstreams can never collide or be used to answer someone else's request.
 
+mod admission;
 mod init;
 mod lists;
 mod mrtr;
@@ -134,6 +135,8 @@ pub struct Session {
     pub(crate) route: Arc<Route>,
     pub(crate) principal: Principal,
     pub(crate) transport: TransportKind,
+    /// Who and where, as every audit record of this session names them.
+    audit_ctx: crate::audit::Context,
     /// A 2026-07-28 client: no server→client requests, version per request.
     pub(crate) modern: bool,
     /// Upstream connections shared with other sessions (stateless HTTP clients).
@@ -194,7 +197,13 @@ impl Session {
                     })
                 })
                 .collect();
+            let audit_ctx = crate::audit::Context {
+                principal: p.principal.to_string(),
+                session: p.id.to_string(),
+                transport: p.transport.as_str(),
+            };
             Session {
+                audit_ctx,
                 id: p.id,
                 gateway: p.gateway,
                 route: p.route,
@@ -218,6 +227,10 @@ impl Session {
 
     fn lock(&self) -> MutexGuard<'_, SessionState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn audit_context(&self) -> &crate::audit::Context {
+        &self.audit_ctx
     }
 
     pub fn route(&self) -> &Route {

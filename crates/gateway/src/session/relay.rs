@@ -1,23 +1,25 @@
 //! The request path: what the gateway does with each client request, in one place.
 //!
 //! For a call (`tools/call`, `prompts/get`, `resources/read|subscribe|unsubscribe`,
-//! `completion/complete`) the order is always: resolve the name to its server → policy
-//! decision (logged) → the name must exist upstream → forward with a gateway-minted id →
-//! relay the answer. A name the policy hides and a name that does not exist get the same
-//! error, produced by the gateway, so a caller cannot probe for hidden tools.
+//! `completion/complete`) the order is always: admission (see [`super::admission`]: resolve,
+//! exists upstream, visible, decide, rate limit, validate, audit) → forward with a
+//! gateway-minted id → relay the answer → record the outcome. A name the policy hides and a
+//! name that does not exist get the same error, produced by the gateway, so a caller cannot
+//! probe for hidden tools.
 
 use std::sync::Arc;
 
-use portcullis_policy::{Kind, Request};
+use portcullis_policy::Kind;
 use portcullis_wire::{Envelope, ErrorObject, Id, ProtocolVersion, codes};
 use serde_json::value::RawValue;
 
 use super::Session;
-use crate::decision::{self, DecisionRecord};
+use super::admission::Call;
 use crate::json::RawObject;
 use crate::mcp::{self, raw_error_envelope};
-use crate::upstream::catalog::{self, ListKind};
+use crate::upstream::catalog::ListKind;
 use crate::upstream::{Origin, Reply, UpstreamConn, UpstreamError};
+use serde_json::Value;
 
 /// The outcome of one client request.
 pub(super) enum Outcome {
@@ -71,6 +73,18 @@ fn invalid_params(msg: impl Into<String>) -> ErrorObject {
 fn params_object(params: Option<&RawValue>) -> Result<RawObject, ErrorObject> {
     let raw = params.ok_or_else(|| invalid_params("params are required"))?;
     RawObject::parse(raw).map_err(|_| invalid_params("params must be an object"))
+}
+
+/// The `arguments` of `tools/call` or `prompts/get`: an object, when present.
+fn arguments(params: &RawObject) -> Result<Option<Value>, ErrorObject> {
+    match params.get("arguments") {
+        None => Ok(None),
+        Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+            Ok(v @ Value::Object(_)) => Ok(Some(v)),
+            Ok(Value::Null) => Ok(None),
+            _ => Err(invalid_params("params.arguments must be an object")),
+        },
+    }
 }
 
 /// The params of a call, and the string member naming what it is about.
@@ -194,48 +208,6 @@ impl Session {
         Ok(obj.to_raw())
     }
 
-    /// Decides, and logs the decision.
-    pub(super) fn decide(&self, method: &str, server: &str, kind: Kind, name: &str) -> bool {
-        let policy = self.gateway.policy();
-        let request = Request::new(&self.principal, server, kind, name)
-            .in_session(&self.id, self.transport.as_str());
-        let decision = policy.decide(&request, &crate::config::SystemPaths);
-        decision::log(
-            policy,
-            &DecisionRecord {
-                principal: &self.principal,
-                session: &self.id,
-                transport: self.transport.as_str(),
-                server,
-                method,
-                name,
-                decision: &decision,
-            },
-        );
-        decision.is_allowed()
-    }
-
-    /// Resolves a client-visible name (or URI, for resources) to its server, decides (the
-    /// decision is logged), and returns the server's live connection and the name as the
-    /// upstream knows it. A hidden name and an unknown one get the same error.
-    async fn admit(
-        &self,
-        method: &str,
-        kind: Kind,
-        name: &str,
-    ) -> Result<(Arc<UpstreamConn>, String), ErrorObject> {
-        let resolved = match kind {
-            Kind::Resource => self.route.resolve_uri(name),
-            Kind::Tool | Kind::Prompt => self.route.resolve_name(name),
-        };
-        let resolved = resolved.ok_or_else(|| unknown(kind, name))?;
-        let (server, upstream) = (resolved.server.to_owned(), resolved.name.to_owned());
-        if !self.decide(method, &server, kind, &upstream) {
-            return Err(unknown(kind, name));
-        }
-        Ok((self.conn(&server).await?, upstream))
-    }
-
     /// The live connection to `server`, started if needed.
     pub(crate) async fn conn(&self, server: &str) -> Result<Arc<UpstreamConn>, ErrorObject> {
         let member = self.member(server).ok_or_else(|| {
@@ -340,27 +312,29 @@ impl Session {
             Ok(p) => p,
             Err(e) => return e.into(),
         };
-        let (conn, upstream_name) = match self.admit(method, kind, &name).await {
-            Ok(admitted) => admitted,
+        let args = match arguments(&obj) {
+            Ok(args) => args,
             Err(e) => return e.into(),
         };
-        let list_kind = if kind == Kind::Tool {
-            ListKind::Tools
-        } else {
-            ListKind::Prompts
+        let call = Call {
+            method,
+            kind,
+            name: &name,
+            args: args.as_ref(),
         };
-        match catalog::listing(&conn, list_kind).await {
-            Ok(listing) if listing.contains(&upstream_name) => {}
-            Ok(_) => return unknown(kind, &name).into(),
-            Err(e) => return ErrorObject::new(codes::UPSTREAM_UNAVAILABLE, e.to_string()).into(),
-        }
+        let admission = match self.admit(&call).await {
+            Ok(admission) => admission,
+            Err(refused) => return refused.into_outcome(),
+        };
         let params = if self.route.is_virtual() {
-            obj.set_str("name", &upstream_name);
+            obj.set_str("name", &admission.upstream_name);
             Some(obj.to_raw())
         } else {
             params
         };
-        self.forward(id, &conn, method, params).await
+        let outcome = self.forward(id, &admission.conn, method, params).await;
+        self.note_outcome(&call, &admission, &outcome);
+        outcome
     }
 
     /// `resources/read`, `resources/subscribe`, `resources/unsubscribe`.
@@ -374,24 +348,33 @@ impl Session {
             Ok(p) => p,
             Err(e) => return e.into(),
         };
-        let (conn, upstream_uri) = match self.admit(method, Kind::Resource, &uri).await {
-            Ok(admitted) => admitted,
-            Err(e) => return e.into(),
+        let call = Call {
+            method,
+            kind: Kind::Resource,
+            name: &uri,
+            args: None,
         };
+        let admission = match self.admit(&call).await {
+            Ok(admission) => admission,
+            Err(refused) => return refused.into_outcome(),
+        };
+        let (conn, upstream_uri) = (&admission.conn, admission.upstream_name.as_str());
         if method == mcp::RESOURCES_SUBSCRIBE {
             // Updates arrive on the upstream's own stream: make sure it is open.
             conn.ensure_listening();
         }
         let params = if self.route.is_virtual() {
-            obj.set_str("uri", &upstream_uri);
+            obj.set_str("uri", upstream_uri);
             Some(obj.to_raw())
         } else {
             params
         };
-        match self.forward(id, &conn, method, params).await {
+        let outcome = self.forward(id, conn, method, params).await;
+        self.note_outcome(&call, &admission, &outcome);
+        match outcome {
             // The upstream's own "not found" (worded its own way) would tell a URI that does
             // not exist from one the policy hides: answer both with the gateway's error.
-            Outcome::Reply(Reply::Error(e)) if is_not_found(&e, &upstream_uri) => {
+            Outcome::Reply(Reply::Error(e)) if is_not_found(&e, upstream_uri) => {
                 unknown(Kind::Resource, &uri).into()
             }
             Outcome::Reply(Reply::Result(r))
@@ -454,18 +437,26 @@ impl Session {
         let Some(name) = reference.get_str(key) else {
             return invalid_params(format!("params.ref.{key} must be a string")).into();
         };
-        let (conn, upstream_name) = match self.admit(method, kind, &name).await {
-            Ok(admitted) => admitted,
-            Err(e) => return e.into(),
+        let call = Call {
+            method,
+            kind,
+            name: &name,
+            args: None,
+        };
+        let admission = match self.admit(&call).await {
+            Ok(admission) => admission,
+            Err(refused) => return refused.into_outcome(),
         };
         let params = if self.route.is_virtual() {
-            reference.set_str(key, &upstream_name);
+            reference.set_str(key, &admission.upstream_name);
             obj.set("ref", reference.to_raw());
             Some(obj.to_raw())
         } else {
             params
         };
-        self.forward(id, &conn, method, params).await
+        let outcome = self.forward(id, &admission.conn, method, params).await;
+        self.note_outcome(&call, &admission, &outcome);
+        outcome
     }
 
     /// `logging/setLevel`: one server's answer for a single route; fanned out to every

@@ -23,6 +23,17 @@ use crate::mcp;
 use crate::session::outbound::ChannelOutbound;
 use crate::session::{Handled, Session, SessionParams, TransportKind};
 
+/// The principal of a stdio session: the operating-system user the gateway runs as, by its
+/// uid — not `$USER`, which whoever starts the process can set to anything.
+pub fn local_principal() -> Principal {
+    let uid = nix::unistd::getuid();
+    let name = match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid-{uid}"),
+    };
+    Principal::local(name)
+}
+
 /// Serves one route over the process's stdin and stdout until stdin closes.
 pub async fn serve(gateway: Arc<Gateway>, route: &str) -> anyhow::Result<()> {
     let stdin = BufReader::with_capacity(64 * 1024, process_stdin());
@@ -109,9 +120,12 @@ where
     let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(write_lines(output, rx));
 
-    let principal = Principal::local(std::env::var("USER").unwrap_or_else(|_| "local".into()));
+    let principal = local_principal();
+    // One id per gateway process, so that the audit log tells one host's session from the
+    // next.
+    let session_id: Arc<str> = Arc::from(format!("stdio-{}", crate::ids::random_token(9)));
     let params = |modern: bool| SessionParams {
-        id: Arc::from("stdio"),
+        id: session_id.clone(),
         gateway: gateway.clone(),
         route: route.clone(),
         principal: principal.clone(),

@@ -6,8 +6,10 @@
 //! lists, and dropped when the upstream says `notifications/*/list_changed`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use portcullis_guard::{CompiledSchema, ResourceIndex, SchemaCache, SchemaError};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{Reply, UpstreamConn, UpstreamError};
@@ -82,6 +84,11 @@ impl ListKind {
 pub struct Listing {
     pub items: Vec<Box<RawValue>>,
     by_name: HashMap<String, usize>,
+    /// Each item parsed, on first use: a call needs its tool's schema and annotations, and
+    /// parsing (and compiling the schema) once per list, not once per call, keeps that cheap.
+    parsed: Vec<OnceLock<Option<Arc<Definition>>>>,
+    /// For a templates list: the matcher of its templates, built on first use.
+    template_index: OnceLock<ResourceIndex>,
 }
 
 impl Listing {
@@ -92,7 +99,13 @@ impl Listing {
                 by_name.entry(name).or_insert(i);
             }
         }
-        Listing { items, by_name }
+        let parsed = items.iter().map(|_| OnceLock::new()).collect();
+        Listing {
+            items,
+            by_name,
+            parsed,
+            template_index: OnceLock::new(),
+        }
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -101,6 +114,61 @@ impl Listing {
 
     pub fn get(&self, name: &str) -> Option<&RawValue> {
         self.by_name.get(name).map(|&i| &*self.items[i])
+    }
+
+    /// The item named `name`, parsed (`None` when it is not listed, or not a JSON object).
+    pub fn definition(&self, name: &str) -> Option<Arc<Definition>> {
+        let &i = self.by_name.get(name)?;
+        self.parsed[i]
+            .get_or_init(|| Definition::parse(&self.items[i]).map(Arc::new))
+            .clone()
+    }
+
+    /// Whether `uri` fits one of this templates list's `uriTemplate`s.
+    pub fn template_matches(&self, uri: &str) -> bool {
+        self.template_index
+            .get_or_init(|| {
+                let templates = self
+                    .items
+                    .iter()
+                    .filter_map(|i| item_name(ListKind::ResourceTemplates, i));
+                ResourceIndex::new(std::iter::empty(), templates)
+            })
+            .allows(uri)
+    }
+}
+
+/// One listed tool or prompt, parsed, with the tool's input schema compiled on first use.
+#[derive(Debug)]
+pub struct Definition {
+    pub value: Value,
+    schema: OnceLock<Result<Arc<CompiledSchema>, SchemaError>>,
+}
+
+impl Definition {
+    fn parse(raw: &RawValue) -> Option<Definition> {
+        let value: Value = serde_json::from_str(raw.get()).ok()?;
+        value.is_object().then(|| Definition {
+            value,
+            schema: OnceLock::new(),
+        })
+    }
+
+    /// The tool's `annotations`, when they are an object.
+    pub fn annotations(&self) -> Option<&Value> {
+        self.value.get("annotations").filter(|a| a.is_object())
+    }
+
+    /// The tool's `inputSchema`, compiled (through `cache`, shared by every connection, so
+    /// the same schema is compiled once).
+    pub fn input_schema(&self, cache: &SchemaCache) -> Result<Arc<CompiledSchema>, SchemaError> {
+        self.schema
+            .get_or_init(|| {
+                static OBJECT: std::sync::LazyLock<Value> =
+                    std::sync::LazyLock::new(|| serde_json::json!({ "type": "object" }));
+                cache.compile(self.value.get("inputSchema").unwrap_or(&OBJECT))
+            })
+            .clone()
     }
 }
 

@@ -6,8 +6,15 @@ and assert on the JSON summary it prints as the last line of stdout. The script 
 asserts nothing: every step is recorded as what the client saw, so a failing test shows the
 whole conversation rather than the first exception.
 
-    mcp_client.py --scenario fixture|everything|everything-asks|echo --mode legacy|2026-07-28|auto
+    mcp_client.py --scenario fixture|everything|everything-asks|echo|calls
+                  --mode legacy|2026-07-28|auto [--calls JSON]
                   (--url http://127.0.0.1:PORT/mcp/ROUTE | --stdio PROGRAM ARG...)
+
+The `calls` scenario makes the requests `--calls` lists, in order, one step each:
+    [{"step": "name", "tool": "read_file", "args": {...}},
+     {"step": "name", "prompt": "greeting", "args": {...}},
+     {"step": "name", "resource": "fixture://static/hello"},
+     {"step": "name", "list": "tools"}]
 
 Every step has its own deadline (`--step-timeout`), so a gateway that never answers turns
 into a recorded `timeout` for that step, not a hung test.
@@ -25,6 +32,7 @@ import argparse
 import base64
 import gzip
 import json
+import os
 import traceback
 import warnings
 from typing import Any, Awaitable, Callable
@@ -400,7 +408,26 @@ async def echo_only(client: Client, peer: Peer, steps: Steps, mode: str) -> None
     await steps.run("tools/call echo", lambda: client.call_tool("echo", {"message": "hello through portcullis"}))
 
 
+async def calls(client: Client, peer: Peer, steps: Steps, mode: str) -> None:
+    """The requests of `--calls`, in order (see the module docs)."""
+    for call in CALLS:
+        step, args = call["step"], call.get("args")
+        if "tool" in call:
+            await steps.run(step, lambda: client.call_tool(call["tool"], args))
+        elif "prompt" in call:
+            await steps.run(step, lambda: client.get_prompt(call["prompt"], args))
+        elif "resource" in call:
+            await steps.run(step, lambda: client.read_resource(call["resource"]))
+        elif call.get("list") == "tools":
+            await steps.run(step, lambda: client.list_tools())
+        else:
+            raise ValueError(f"unknown call: {call}")
+
+
+CALLS: list[dict[str, Any]] = []
+
 SCENARIOS = {
+    "calls": calls,
     "fixture": fixture,
     "everything": everything,
     "everything-asks": everything_asks,
@@ -415,13 +442,18 @@ async def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--step-timeout", type=float, default=30.0)
     parser.add_argument("--total-timeout", type=float, default=240.0)
+    parser.add_argument("--calls", default="[]")
     parser.add_argument("--stdio", nargs=argparse.REMAINDER)
     opts = parser.parse_args()
+    CALLS.extend(json.loads(opts.calls))
 
     if opts.url:
         server: Any = opts.url
     elif opts.stdio:
-        server = StdioServerParameters(command=opts.stdio[0], args=opts.stdio[1:])
+        # The SDK passes a launched server only a few safe variables; the tests' state
+        # directory must reach the gateway too (see `support::isolate_state`).
+        env = {k: os.environ[k] for k in ("XDG_STATE_HOME",) if k in os.environ}
+        server = StdioServerParameters(command=opts.stdio[0], args=opts.stdio[1:], env=env)
     else:
         parser.error("one of --url or --stdio is required")
 

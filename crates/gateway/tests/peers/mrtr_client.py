@@ -6,6 +6,7 @@ usage: mrtr_client.py (http URL | stdio PORTCULLIS CONFIG ROUTE) MODE
 """
 import asyncio
 import json
+import os
 import sys
 
 from mcp import Client, StdioServerParameters, types
@@ -31,7 +32,9 @@ async def main():
         target, mode = args[1], args[2]
     else:
         exe, config, route, mode = args[1], args[2], args[3], args[4]
-        target = StdioServerParameters(command=exe, args=["stdio", route, "--config", config])
+        # The tests' state directory must reach the gateway (see `support::isolate_state`).
+        env = {k: os.environ[k] for k in ("XDG_STATE_HOME",) if k in os.environ}
+        target = StdioServerParameters(command=exe, args=["stdio", route, "--config", config], env=env)
     async with Client(target, mode=mode, sampling_callback=sampling) as client:
         result = await client.call_tool("sample", {"prompt": "hello"})
         text = "".join(c.text for c in result.content if getattr(c, "type", "") == "text")

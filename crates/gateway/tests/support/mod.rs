@@ -142,6 +142,16 @@ fn spawn_until(mut cmd: Command, marker: &str, dir: &Path) -> (Proc, String) {
     }
 }
 
+/// Points a command's default state store (`gateway.state` when a config does not set it)
+/// at the test target's scratch directory instead of the user's `~/.local/state`. Every
+/// gateway a test starts, directly or through a peer that launches it, goes through this.
+pub fn isolate_state(cmd: &mut Command) -> &mut Command {
+    cmd.env(
+        "XDG_STATE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("state"),
+    )
+}
+
 /// A running `portcullis serve` with a config written to a temporary directory.
 pub struct Gateway {
     pub proc: Proc,
@@ -157,6 +167,7 @@ impl Gateway {
         let path = dir.path().join("portcullis.toml");
         std::fs::write(&path, config).expect("write config");
         let mut cmd = Command::new(portcullis_bin());
+        isolate_state(&mut cmd);
         cmd.args(["serve", "--config"])
             .arg(&path)
             .args(["--listen", "127.0.0.1:0"]);
@@ -164,6 +175,28 @@ impl Gateway {
             "PORTCULLIS_LOG",
             std::env::var("PORTCULLIS_LOG").unwrap_or_else(|_| "info".into()),
         );
+        let (proc, line) = spawn_until(cmd, "Portcullis is listening on", dir.path());
+        let base = line.rsplit(' ').next().expect("address").trim().to_owned();
+        Gateway { proc, base, dir }
+    }
+
+    /// [`Gateway::start`] with extra environment variables for the gateway process (e.g.
+    /// `PORTCULLIS_STATE`).
+    pub fn start_with_env(config: &str, env: &[(&str, &std::ffi::OsStr)]) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("portcullis.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut cmd = Command::new(portcullis_bin());
+        cmd.args(["serve", "--config"])
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0"]);
+        cmd.env(
+            "PORTCULLIS_LOG",
+            std::env::var("PORTCULLIS_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let (proc, line) = spawn_until(cmd, "Portcullis is listening on", dir.path());
         let base = line.rsplit(' ').next().expect("address").trim().to_owned();
         Gateway { proc, base, dir }
@@ -461,6 +494,7 @@ impl StdioGateway {
         let log = dir.path().join("stderr.log");
         let err = std::fs::File::create(&log).expect("stderr log");
         let mut cmd = Command::new(portcullis_bin());
+        isolate_state(&mut cmd);
         cmd.args(["stdio", route, "--config"])
             .arg(&path)
             .env(
@@ -950,6 +984,7 @@ pub fn run_python_client(
     extra: &[&str],
 ) -> serde_json::Value {
     let mut cmd = Command::new(python());
+    isolate_state(&mut cmd);
     cmd.arg(peer_script("mcp_client.py"))
         .args([
             "--scenario",

@@ -23,10 +23,10 @@ pub use cache::SchemaCache;
 pub use error::{Rejected, SchemaError};
 
 use crate::Invalid;
-use crate::canonical::{Bounds, Overflow};
 use crate::invalid::preview;
 use budget::TooCostly;
 use jsonschema::{Draft, PatternOptions, Retrieve, Uri, Validator};
+use portcullis_wire::canonical::{Bounds, Overflow, hex};
 use serde_json::Value;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::LazyLock;
@@ -95,7 +95,7 @@ impl CompiledSchema {
     /// `sha256:<hex>` of the schema's canonical form (the cache key), for audit and pinning.
     #[must_use]
     pub fn digest(&self) -> String {
-        format!("sha256:{}", crate::digest::hex(&self.key))
+        format!("sha256:{}", hex(&self.key))
     }
 }
 
@@ -117,6 +117,10 @@ fn key(schema: &Value) -> Result<[u8; 32], SchemaError> {
         },
         Overflow::Depth => SchemaError::TooDeep {
             limit: MAX_SCHEMA_DEPTH,
+        },
+        // The hasher never fails; if it did, the schema is refused all the same.
+        Overflow::Output(_) => SchemaError::Invalid {
+            message: "it could not be hashed".to_owned(),
         },
     })
 }

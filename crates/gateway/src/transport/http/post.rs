@@ -228,12 +228,15 @@ pub(super) async fn respond(
             }
             match handled {
                 Handled::Response(response) if early.is_empty() => {
+                    drop(on_disconnect);
+                    if let Some(retry_after) = rate_limited(&response) {
+                        return too_many_requests(&response, retry_after);
+                    }
                     let status = if modern {
                         stateless_status(&response)
                     } else {
                         StatusCode::OK
                     };
-                    drop(on_disconnect);
                     json(status, &response)
                 }
                 Handled::Response(response) => {
@@ -359,6 +362,36 @@ async fn batch(
         stream.finish();
     });
     sse(body)
+}
+
+/// When the answer refuses the request for its rate limit: how many seconds to wait.
+fn rate_limited(response: &Envelope) -> Option<u64> {
+    let err = response.error_object()?;
+    if err.code != codes::RATE_LIMITED {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        #[serde(rename = "retryAfterMs")]
+        retry_after_ms: u64,
+    }
+    let ms = err
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Data>(d.get()).ok())
+        .map_or(1000, |d| d.retry_after_ms);
+    Some(ms.div_ceil(1000).max(1))
+}
+
+/// A request refused whole for its rate limit: `429` with `Retry-After`, and the JSON-RPC
+/// error (which says the same) as the body, since clients read it at any status.
+fn too_many_requests(response: &Envelope, retry_after: u64) -> Response {
+    let mut resp = json(StatusCode::TOO_MANY_REQUESTS, response);
+    resp.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from(retry_after),
+    );
+    resp
 }
 
 /// The HTTP status of a 2026-07-28 answer: the protocol gives some errors their own status
