@@ -130,7 +130,7 @@ fn other_rule(i: usize, root: &Path) -> String {
 }
 
 /// Tool calls one side made: warm-up and measured.
-fn calls_made(side: &Side, s: &Settings) -> usize {
+pub(crate) fn calls_made(side: &Side, s: &Settings) -> usize {
     2 * s.warmup + side.latency.calls + side.throughput.calls
 }
 
@@ -159,9 +159,13 @@ pub async fn run(env: &Env, s: &Settings) -> anyhow::Result<Full> {
             &root,
         )
     };
-    let gateways: [(&str, Option<scenarios::HttpConfig<'_>>); 2] = [
-        ("full-http-plain", None),
-        ("full-http-all-on", Some(&all_on)),
+    let gateways = [
+        scenarios::HttpGateway::plain("full-http-plain"),
+        scenarios::HttpGateway {
+            tag: "full-http-all-on",
+            config: Some(&all_on),
+            bearer: None,
+        },
     ];
     let sides = scenarios::http_sides(env, s, &gateways).await?;
     let config_file = env.dir.join("full-http-all-on.toml");

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 
 use crate::protocol::{self, Incoming, preview};
 use crate::stats::Samples;
@@ -22,6 +22,17 @@ pub struct HttpClient {
     name: Arc<str>,
     http: reqwest::Client,
     url: reqwest::Url,
+    /// `Bearer <access token>`, sent with every request when set (marked sensitive).
+    authorization: Option<HeaderValue>,
+}
+
+/// How an endpoint answered an `initialize` (for the checks that an endpoint refuses what
+/// it must).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    /// Its `WWW-Authenticate` header, if any.
+    pub challenge: Option<String>,
 }
 
 /// One MCP session on an HTTP endpoint.
@@ -50,7 +61,31 @@ impl HttpClient {
             name: Arc::from(name),
             http,
             url,
+            authorization: None,
         })
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` with every request.
+    pub fn with_bearer(mut self, token: &str) -> anyhow::Result<Self> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the access token is not a valid header value")?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
+    }
+
+    /// Sends `initialize` and reports how it was answered, without opening a session (the
+    /// body is read and dropped).
+    pub async fn try_initialize(&self) -> anyhow::Result<Refusal> {
+        let resp = self.post(protocol::initialize(1), None).await?;
+        let status = resp.status().as_u16();
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let _ = resp.bytes().await;
+        Ok(Refusal { status, challenge })
     }
 
     /// `initialize` (the answer carries the session id), then `notifications/initialized`.
@@ -99,6 +134,9 @@ impl HttpClient {
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .body(body);
+        if let Some(auth) = &self.authorization {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
         if let Some(sid) = session {
             req = req
                 .header(SESSION_HEADER, sid.clone())

@@ -3,6 +3,9 @@
 use serde_json::{Value, json};
 
 use crate::full::{AuditState, FullTransport};
+use crate::http_auth::HttpAuth;
+use crate::http_client::Refusal;
+use crate::jwt::{AlgFigures, JwtValidation};
 use crate::measure::CpuPerCall;
 use crate::report::{Results, added_p50, cpu_bound_ratio, ratio};
 use crate::scenarios::{Comparison, Side};
@@ -34,10 +37,12 @@ impl Results {
                 "validations": s.validations,
                 "audit_records": s.audit_records,
                 "audit_single": s.audit_single,
+                "jwt_validations": s.jwt_validations,
                 "timeout_ms": s.timeout.as_millis() as u64,
             },
             "stdio": self.stdio.as_ref().map(comparison_json),
             "http": self.http.as_ref().map(comparison_json),
+            "http_auth": self.http_auth.as_ref().map(http_auth_json),
             "idle_sessions": self.memory.as_ref().map(|m| json!({
                 "sessions": m.sessions,
                 "rss_before_kib": m.before_kib,
@@ -58,6 +63,7 @@ impl Results {
                 "args_bytes": v.args_bytes,
                 "latency": latency_json(&v.latency),
             })),
+            "jwt": self.jwt.as_ref().map(jwt_json),
             "audit": self.audit.as_ref().map(|a| json!({
                 "records": a.records,
                 "tasks": a.tasks,
@@ -113,6 +119,40 @@ fn comparison_json(c: &Comparison) -> Value {
         "added_p99_us": c.gateway.latency.p99_us - c.direct.latency.p99_us,
         "throughput_ratio": ratio(c),
         "cpu_bound_throughput_ratio": cpu_bound_ratio(c),
+    })
+}
+
+fn jwt_json(j: &JwtValidation) -> Value {
+    let alg = |f: &AlgFigures| json!({ "token_bytes": f.token_bytes, "latency": latency_json(&f.latency) });
+    json!({
+        "validations": j.validations,
+        "rs256": alg(&j.rs256),
+        "es256": alg(&j.es256),
+        "metadata_fetches": j.fetches.metadata,
+        "jwks_fetches": j.fetches.jwks,
+        "other_requests": j.fetches.other,
+    })
+}
+
+fn http_auth_json(a: &HttpAuth) -> Value {
+    let (d, off, on) = (&a.direct, &a.auth_off, &a.auth_on);
+    let share = |x: f64, of: f64| if of > 0.0 { x / of } else { 0.0 };
+    let refusal = |r: &Refusal| json!({ "status": r.status, "www_authenticate": r.challenge });
+    json!({
+        "direct": side_json(d),
+        "auth_off": side_json(off),
+        "auth_on": side_json(on),
+        "added_p50_us": on.latency.p50_us - off.latency.p50_us,
+        "added_p99_us": on.latency.p99_us - off.latency.p99_us,
+        "throughput_ratio": share(on.throughput.per_sec(), off.throughput.per_sec()),
+        "added_p50_us_over_direct": on.latency.p50_us - d.latency.p50_us,
+        "throughput_ratio_to_direct": share(on.throughput.per_sec(), d.throughput.per_sec()),
+        "token_bytes": a.checks.token_bytes,
+        "unauthenticated": refusal(&a.checks.unauthenticated),
+        "other_audience": refusal(&a.checks.other_audience),
+        "metadata_fetches": a.fetches.metadata,
+        "jwks_fetches": a.fetches.jwks,
+        "calls_with_token": a.calls,
     })
 }
 

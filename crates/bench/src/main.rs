@@ -9,20 +9,27 @@
 //! - [`scenarios`]: stdio, HTTP and idle-session memory, direct and through the gateway.
 //! - [`decide`], [`validate`], [`audit`]: in process, the policy's decision time over 1,000
 //!   rules, argument validation, and audit log writes to SQLite.
+//! - [`jwt`]: in process, JWT access-token validation with the issuer's keys cached, against
+//!   the in-process authorization server of [`auth_server`].
+//! - [`http_auth`]: HTTP again, beside a gateway with `[auth]` on.
 //! - [`full`]: stdio and HTTP again, beside a gateway with everything switched on.
 //! - [`report`]: the table and the targets; [`json`]: the same as JSON.
 //!
 //! See `crates/bench/README.md`.
 
 mod audit;
+mod auth_server;
 mod decide;
 mod full;
+mod http_auth;
 mod http_client;
 mod json;
+mod jwt;
 mod measure;
 mod procs;
 mod protocol;
 mod report;
+mod report_three_way;
 mod scenarios;
 mod stats;
 mod stdio_client;
@@ -38,10 +45,11 @@ use clap::{Parser, ValueEnum};
 use crate::report::Results;
 use crate::scenarios::{Env, Settings};
 
-/// Measures the gateway against the fixture server it fronts, over stdio and HTTP, and the
-/// memory of idle HTTP sessions; in process, decisions over 1,000 rules, argument validation
-/// and audit writes; then stdio and HTTP again with everything switched on. Prints the
-/// figures beside the project's targets.
+/// Measures the gateway against the fixture server it fronts, over stdio and HTTP (and HTTP
+/// with `[auth]` on beside auth off), and the memory of idle HTTP sessions; in process,
+/// decisions over 1,000 rules, argument validation, JWT validation and audit writes; then
+/// stdio and HTTP again with everything switched on. Prints the figures beside the
+/// project's targets.
 #[derive(Parser, Debug)]
 #[command(name = "portcullis-bench", version)]
 struct Cli {
@@ -90,6 +98,9 @@ struct Cli {
     /// Audit appends awaited one at a time, for their latency [default: 2000; quick: 200].
     #[arg(long)]
     audit_single: Option<usize>,
+    /// Timed JWT validations per algorithm [default: 100000; quick: 5000].
+    #[arg(long)]
+    jwt_validations: Option<usize>,
     /// Longest wait for any one answer, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -105,9 +116,12 @@ struct Cli {
 enum Part {
     Stdio,
     Http,
+    /// HTTP direct, auth off and auth on.
+    HttpAuth,
     Memory,
     Policy,
     Validation,
+    Jwt,
     Audit,
     Full,
 }
@@ -128,6 +142,7 @@ impl Cli {
             validations: pick(self.validations, 100_000, 5_000).max(1),
             audit_records: pick(self.audit_records, 100_000, 10_000),
             audit_single: pick(self.audit_single, 2_000, 200).max(1),
+            jwt_validations: pick(self.jwt_validations, 100_000, 5_000).max(1),
             timeout: Duration::from_millis(self.timeout_ms.max(1)),
         }
     }
@@ -168,9 +183,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<Results> {
-    let needs_gateway = [Part::Stdio, Part::Http, Part::Memory, Part::Full]
-        .into_iter()
-        .any(|p| cli.runs(p));
+    let needs_gateway = [
+        Part::Stdio,
+        Part::Http,
+        Part::HttpAuth,
+        Part::Memory,
+        Part::Full,
+    ]
+    .into_iter()
+    .any(|p| cli.runs(p));
     let bin = if needs_gateway {
         procs::locate_portcullis(cli.portcullis.clone(), !cli.no_build).await?
     } else {
@@ -199,6 +220,16 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
     let http = if cli.runs(Part::Http) {
         progress("HTTP: direct, then through the gateway");
         Some(scenarios::http(&env, &settings).await.context("HTTP")?)
+    } else {
+        None
+    };
+    let http_auth = if cli.runs(Part::HttpAuth) {
+        progress("HTTP with auth: direct, gateway with auth off, gateway with auth on");
+        Some(
+            http_auth::run(&env, &settings)
+                .await
+                .context("HTTP with auth")?,
+        )
     } else {
         None
     };
@@ -234,6 +265,19 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
     } else {
         None
     };
+    let jwt = if cli.runs(Part::Jwt) {
+        progress(&format!(
+            "jwt: {} validations each of an RS256 and an ES256 token, keys cached",
+            settings.jwt_validations
+        ));
+        Some(
+            jwt::run(settings.jwt_validations)
+                .await
+                .context("JWT validation")?,
+        )
+    } else {
+        None
+    };
     let audit = if cli.runs(Part::Audit) {
         progress(&format!(
             "audit: {} records from {} tasks, then {} one at a time",
@@ -263,9 +307,11 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
         settings,
         stdio,
         http,
+        http_auth,
         memory,
         decisions,
         validation,
+        jwt,
         audit,
         full,
     })

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::full;
+use crate::http_auth::{self, AuthChecks};
 use crate::http_client::{HttpClient, HttpSession};
 use crate::measure::{self, Contestant, CpuPerCall, Measured};
 use crate::procs::{self, Proc, wait_for_line};
@@ -34,6 +35,8 @@ pub struct Settings {
     /// Audit records appended from `concurrency` tasks, and one at a time.
     pub audit_records: usize,
     pub audit_single: usize,
+    /// Timed JWT validations per algorithm.
+    pub jwt_validations: usize,
     /// Bound on every single wait for an answer.
     pub timeout: Duration,
 }
@@ -66,6 +69,8 @@ pub struct Side {
     pub cpu_concurrent: CpuPerCall,
     /// How answers came back (HTTP: "JSON" or "SSE"; stdio: "NDJSON").
     pub answers: &'static str,
+    /// A gateway with `[auth]`: how it refused requests without a good token.
+    pub auth: Option<AuthChecks>,
 }
 
 impl Side {
@@ -76,6 +81,7 @@ impl Side {
             cpu_sequential: m.cpu_sequential,
             cpu_concurrent: m.cpu_concurrent,
             answers,
+            auth: None,
         }
     }
 }
@@ -110,7 +116,7 @@ effect = "allow"
 
 /// `[gateway]`'s `state`: the audit log (and whatever else the gateway keeps) goes to a file
 /// of the run's own in the work directory, never to the user's default state database.
-fn state_line(env_dir: &Path, tag: &str) -> String {
+pub(crate) fn state_line(env_dir: &Path, tag: &str) -> String {
     format!(
         "state = {}",
         full::state_value(&env_dir.join(format!("state-{tag}.db")))
@@ -125,7 +131,7 @@ fn stdio_config(state: &str) -> String {
     )
 }
 
-fn http_config(upstream: &str, max_sessions: usize, state: &str) -> String {
+pub(crate) fn http_config(upstream: &str, max_sessions: usize, state: &str) -> String {
     format!(
         "# Written by portcullis-bench: the fixture over HTTP behind the gateway.\n\
          [gateway]\nmax_sessions = {max_sessions}\n{state}\n\n\
@@ -255,7 +261,7 @@ async fn start_gateway_http(env: &Env, text: &str, tag: &str) -> anyhow::Result<
 }
 
 pub async fn http(env: &Env, s: &Settings) -> anyhow::Result<Comparison> {
-    let sides = http_sides(env, s, &[("http", None)]).await?;
+    let sides = http_sides(env, s, &[HttpGateway::plain("http")]).await?;
     let [direct, gateway]: [Side; 2] = sides
         .try_into()
         .map_err(|_| anyhow::anyhow!("two targets measured, not two results"))?;
@@ -264,27 +270,63 @@ pub async fn http(env: &Env, s: &Settings) -> anyhow::Result<Comparison> {
 
 /// Writes a gateway's config from the fixture's URL.
 pub type HttpConfig<'a> = &'a dyn Fn(&str) -> String;
+/// Mints an access token for an audience.
+pub type MintToken<'a> = &'a dyn Fn(&str) -> anyhow::Result<String>;
 
-/// The fixture over HTTP, directly and behind one gateway per entry of `gateways` (its tag,
-/// and its config from the fixture's URL: `None` for the plain one), all on the same
-/// fixture, measured in the same alternating rounds; the figures direct first, then in the
-/// order given. The gateways are stopped (SIGTERM: they finish what they were writing)
-/// before this returns.
+/// A gateway in front of the HTTP fixture.
+pub struct HttpGateway<'a> {
+    /// Names its config, log and state files.
+    pub tag: &'a str,
+    /// Its config from the fixture's URL; `None`: the plain gateway.
+    pub config: Option<HttpConfig<'a>>,
+    /// For a gateway with `[auth]`: its client's token is minted for the MCP endpoint URL
+    /// the gateway printed (the audience it expects from a client that addresses it so).
+    pub bearer: Option<MintToken<'a>>,
+}
+
+impl<'a> HttpGateway<'a> {
+    pub fn plain(tag: &'a str) -> Self {
+        HttpGateway {
+            tag,
+            config: None,
+            bearer: None,
+        }
+    }
+}
+
+/// The fixture over HTTP, directly and behind each of `gateways`, all on the same fixture,
+/// measured in the same alternating rounds; the figures direct first, then in the order
+/// given. A gateway with a `bearer` must first refuse requests without a good token
+/// ([`http_auth::authorize`]). The gateways are stopped (SIGTERM: they finish what
+/// they were writing) before this returns.
 pub async fn http_sides(
     env: &Env,
     s: &Settings,
-    gateways: &[(&str, Option<HttpConfig<'_>>)],
+    gateways: &[HttpGateway<'_>],
 ) -> anyhow::Result<Vec<Side>> {
     let (fixture, upstream) = start_fixture_http(env).await?;
     let mut procs = Vec::with_capacity(gateways.len());
     let mut sessions = Vec::with_capacity(gateways.len());
-    for (tag, config) in gateways {
-        let text = match config {
+    let mut checks = Vec::with_capacity(gateways.len());
+    for g in gateways {
+        let tag = g.tag;
+        let text = match g.config {
             Some(config) => config(&upstream),
             None => http_config(&upstream, 1000, &state_line(&env.dir, tag)),
         };
         let (proc, url) = start_gateway_http(env, &text, tag).await?;
-        sessions.push(http_session(&format!("gateway ({tag})"), &url, s).await?);
+        let name = format!("gateway ({tag})");
+        let mut client = HttpClient::new(&name, &url, s.concurrency * 2, s.timeout)?;
+        if let Some(mint) = g.bearer {
+            let (authorized, refused) = http_auth::authorize(client, &url, mint)
+                .await
+                .with_context(|| name.clone())?;
+            client = authorized;
+            checks.push(Some(refused));
+        } else {
+            checks.push(None);
+        }
+        sessions.push(open_for_calls(&client).await?);
         procs.push(proc);
     }
     let mut direct = http_session("fixture (http)", &upstream, s).await?;
@@ -313,16 +355,25 @@ pub async fn http_sides(
         }
     }
     drop(fixture);
+    let checks = std::iter::once(None).chain(checks);
     Ok(measured
         .into_iter()
         .zip(sides)
-        .map(|(m, answers)| Side::new(m, answers))
+        .zip(checks)
+        .map(|((m, answers), auth)| Side {
+            auth,
+            ..Side::new(m, answers)
+        })
         .collect())
 }
 
 /// A session for calls: opened, and its tools listed, as a client does.
 async fn http_session(name: &str, url: &str, s: &Settings) -> anyhow::Result<Arc<HttpSession>> {
     let client = HttpClient::new(name, url, s.concurrency * 2, s.timeout)?;
+    open_for_calls(&client).await
+}
+
+async fn open_for_calls(client: &HttpClient) -> anyhow::Result<Arc<HttpSession>> {
     let session = client.open_session().await?;
     session.list_tools().await?;
     Ok(Arc::new(session))

@@ -1,6 +1,7 @@
 //! The benchmark still runs end to end: a `--quick` run against the debug build of the
-//! gateway produces every figure the README promises, and the gateway with everything on
-//! wrote an intact audit log with a record for every call. (It asserts that the figures exist and
+//! gateway produces every figure the README promises, the gateway with everything on
+//! wrote an intact audit log with a record for every call, and the gateway with `[auth]`
+//! refused requests without a good token. (It asserts that the figures exist and
 //! are measurements, not how good they are: a debug build on a shared test machine says
 //! nothing about performance, which the release benchmark alone measures.)
 
@@ -44,6 +45,12 @@ fn a_quick_run_reports_every_figure() {
             "--no-build",
             "--sessions",
             "200",
+            // Calls over HTTP are measured three times (`http`, `http-auth`, `full`):
+            // fewer of them each time keep the test short.
+            "--throughput-calls",
+            "1000",
+            "--warmup",
+            "50",
             // Debug builds of the in-process parts are slow; a few hundred of each suffice
             // to show the figures are produced.
             "--decisions",
@@ -54,6 +61,8 @@ fn a_quick_run_reports_every_figure() {
             "2000",
             "--audit-single",
             "50",
+            "--jwt-validations",
+            "300",
             "--portcullis",
         ])
         .arg(portcullis())
@@ -79,6 +88,32 @@ fn a_quick_run_reports_every_figure() {
     positive(&report, "policy.first_match_cel.p50_us");
     positive(&report, "policy.every_rule_tried.p50_us");
     positive(&report, "validation.latency.p50_us");
+    for alg in ["rs256", "es256"] {
+        positive(&report, &format!("jwt.{alg}.latency.p50_us"));
+        positive(&report, &format!("jwt.{alg}.token_bytes"));
+    }
+    // The timed validations used the cached keys: one discovery, one JWKS fetch in all.
+    assert_eq!(report["jwt"]["metadata_fetches"].as_u64(), Some(1));
+    assert_eq!(report["jwt"]["jwks_fetches"].as_u64(), Some(1));
+    for side in ["direct", "auth_off", "auth_on"] {
+        positive(&report, &format!("http_auth.{side}.latency.p50_us"));
+        positive(
+            &report,
+            &format!("http_auth.{side}.throughput.calls_per_sec"),
+        );
+    }
+    positive(&report, "http_auth.throughput_ratio");
+    positive(&report, "http_auth.token_bytes");
+    positive(&report, "http_auth.jwks_fetches");
+    // The auth-on gateway was not one that ignores its [auth].
+    assert_eq!(
+        report["http_auth"]["unauthenticated"]["status"].as_u64(),
+        Some(401)
+    );
+    assert_eq!(
+        report["http_auth"]["other_audience"]["status"].as_u64(),
+        Some(401)
+    );
     positive(&report, "audit.records_per_sec");
     positive(&report, "audit.single_append.p50_us");
     for transport in ["stdio", "http"] {
@@ -116,6 +151,7 @@ fn a_quick_run_reports_every_figure() {
             "policy_p50_us",
             "policy_cel_p50_us",
             "validation_p50_us",
+            "jwt_p50_us",
             "audit_records_per_sec"
         ]
     );

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
+use portcullis_auth::upstream::UpstreamCredential;
 use portcullis_egress::{EgressClient, EgressConfig};
 use portcullis_guard::SchemaCache;
 use portcullis_policy::{Policy, Principal};
@@ -15,7 +16,7 @@ use crate::limits::RateLimiter;
 use crate::route::{Route, routes};
 use crate::session::ParkedCalls;
 use crate::upstream::handshake::Era;
-use crate::upstream::slot::UpstreamSpec;
+use crate::upstream::slot::{Target, UpstreamSpec};
 use crate::upstream::{ClientCapsForUpstream, UpstreamListener, UpstreamSlot};
 
 /// Why the gateway could not be assembled from a configuration.
@@ -78,8 +79,21 @@ impl Gateway {
                     server: name.clone(),
                     reason,
                 })?;
-            let spec = Arc::new(spec);
-            specs.insert(name.clone(), spec);
+            let mut spec = spec;
+            if let (Upstream::Http(h), Target::Http(_, credential)) =
+                (&server.upstream, &mut spec.target)
+                && let Some(c) = &h.credential
+            {
+                // Secrets are read now: a missing variable or file stops the start.
+                let built = UpstreamCredential::new(c, egress.clone()).map_err(|e| {
+                    GatewayError::Server {
+                        server: name.clone(),
+                        reason: format!("credential: {e}"),
+                    }
+                })?;
+                *credential = Some(Arc::new(built));
+            }
+            specs.insert(name.clone(), Arc::new(spec));
         }
         let routes = routes(&config)
             .into_iter()

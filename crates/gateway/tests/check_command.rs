@@ -149,6 +149,7 @@ fn a_good_config_exits_0_and_prints_the_effective_policy_server_by_server() {
 fn check_warns_about_loosened_defaults_and_unreachable_rules_but_passes() {
     let config = r#"[gateway]
 listen = "0.0.0.0:8440"
+insecure_no_auth = true
 allowed_origins = ["https://app.example.com"]
 
 [servers.a]
@@ -177,11 +178,20 @@ effect = "deny"
     let has = |words: &[&str]| warnings.iter().any(|w| words.iter().all(|x| w.contains(x)));
     assert!(has(&["0.0.0.0"]), "listening beyond loopback: {warnings:?}");
     assert!(
+        has(&["insecure_no_auth", "not authenticated"]),
+        "no authentication: {warnings:?}"
+    );
+    assert!(
+        c.stdout.contains("Auth: none (insecure_no_auth)"),
+        "{}",
+        c.stdout
+    );
+    assert!(
         has(&["https://app.example.com"]),
         "an allowed origin: {warnings:?}"
     );
     assert!(
-        has(&["never match", &format!("{}:16", c.path)]),
+        has(&["never match", &format!("{}:17", c.path)]),
         "the shadowed deny: {warnings:?}"
     );
     assert!(

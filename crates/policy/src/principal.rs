@@ -132,6 +132,16 @@ impl Principal {
         !self.is_anonymous() && !self.is_local()
     }
 
+    /// Is `other` the same caller: same issuer, subject and OAuth client? (Scopes, groups
+    /// and claims may differ between two tokens of the same caller.) A session belongs to
+    /// one identity; a request on it by anyone else is refused as if the session did not
+    /// exist.
+    pub fn same_identity(&self, other: &Principal) -> bool {
+        self.issuer == other.issuer
+            && self.subject == other.subject
+            && self.client_id == other.client_id
+    }
+
     /// The scopes of `required` this principal's token does not carry, in their order.
     pub fn missing_scopes(&self, required: &[String]) -> Vec<String> {
         required

@@ -59,6 +59,10 @@ pub mod codes {
     /// Gateway: the audit log could not record the decision, so the call was not made (the
     /// gateway fails closed rather than act unrecorded).
     pub const AUDIT_UNAVAILABLE: i64 = -32013;
+    /// Gateway: a rule would allow the call, but the caller's token lacks scopes it needs;
+    /// `data.missingScopes` lists them. Over HTTP, a request refused for it alone is
+    /// answered `403` with an `insufficient_scope` challenge (step-up authorization).
+    pub const INSUFFICIENT_SCOPE: i64 = -32014;
 }
 
 /// A JSON-RPC error object: `{"code": …, "message": …, "data": …}`.

@@ -150,6 +150,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             let mut out = format!("{}: OK\n", cfg.source);
+            for line in cfg.gateway.front_door_summary() {
+                out.push_str(&format!("{line}\n"));
+            }
+            match &cfg.auth {
+                Some(a) => out.push_str(&format!("{}\n", a.summary())),
+                None => out.push_str(&format!(
+                    "{}\n",
+                    portcullis_gateway::config::no_auth_summary(cfg.gateway.insecure_no_auth)
+                )),
+            }
             for w in cfg.warnings() {
                 out.push_str(&format!("warning: {w}\n"));
             }

@@ -10,6 +10,7 @@
 //! Later sections (`[auth]`, sandbox, credentials) are new fields on these structs and new
 //! `raw` sections; nothing here assumes the set is closed.
 
+mod auth;
 mod diagnostic;
 mod fs;
 mod net;
@@ -18,6 +19,7 @@ mod render;
 mod rule_parts;
 mod rules;
 mod sections;
+mod tls;
 mod units;
 mod validate;
 mod warnings;
@@ -33,10 +35,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use auth::{AuthConfig, IntrospectionConfig, no_auth_summary};
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use fs::SystemPaths;
 pub use portcullis_policy::RateSpec;
 pub use portcullis_wire::ProtocolVersion;
+pub use tls::{BehindProxy, IpRange, TlsFiles, canonical_ip, host_value};
 
 /// The quickstart config, built into the binary so `portcullis serve` works with no file.
 pub const QUICKSTART: &str = include_str!("../../../../examples/quickstart.toml");
@@ -54,6 +58,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `gateway.session_idle_timeout`.
 pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Default `gateway.session_lifetime`: a session ends a day after it began, however busy.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Default `gateway.worker_threads`: half the cores (at least one). The gateway's own work
 /// per message is small next to its upstreams', which usually run on the same machine.
 pub fn default_worker_threads() -> usize {
@@ -82,6 +88,9 @@ pub struct Config {
     pub source: ConfigSource,
     /// `[gateway]`: the front door.
     pub gateway: GatewayConfig,
+    /// `[auth]`: OAuth bearer tokens on the HTTP front door (`None`: no authentication,
+    /// which only a loopback listener, or `gateway.insecure_no_auth`, allows).
+    pub auth: Option<AuthConfig>,
     /// `[log]`.
     pub log: LogConfig,
     /// `[audit]`.
@@ -139,6 +148,14 @@ pub struct GatewayConfig {
     pub worker_threads: usize,
     /// Where the gateway keeps its state (audit log, approvals, pins).
     pub state: StateLocation,
+    /// Listen beyond loopback without `[auth]` (an explicit, named risk).
+    pub insecure_no_auth: bool,
+    /// Longest a downstream session may live, however active.
+    pub session_lifetime: Duration,
+    /// `gateway.tls`: terminate TLS with these files (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// `gateway.behind_proxy`: believe forwarding headers from these proxies only.
+    pub behind_proxy: Option<BehindProxy>,
 }
 
 impl Default for GatewayConfig {
@@ -154,6 +171,10 @@ impl Default for GatewayConfig {
             max_sessions: DEFAULT_MAX_SESSIONS,
             worker_threads: default_worker_threads(),
             state: StateLocation::Sqlite(default_state_path()),
+            insecure_no_auth: false,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            tls: None,
+            behind_proxy: None,
         }
     }
 }
@@ -325,6 +346,8 @@ impl Default for EnvConfig {
 pub struct HttpUpstream {
     /// The endpoint, normalized.
     pub url: String,
+    /// The gateway's own credential for it (never the client's).
+    pub credential: Option<portcullis_auth::upstream::CredentialSpec>,
 }
 
 /// `servers.<name>.instances`.

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::auth::RawAuth;
 use super::diagnostic::Issues;
 use super::units::{RawDuration, RawSize};
 use super::{FailureMode, Instances, LogFormat};
@@ -34,6 +35,28 @@ pub(crate) const KEYS: &[&str] = &[
     "gateway.max_sessions",
     "gateway.worker_threads",
     "gateway.state",
+    "gateway.insecure_no_auth",
+    "gateway.session_lifetime",
+    "gateway.tls",
+    "gateway.tls.cert",
+    "gateway.tls.key",
+    "gateway.behind_proxy",
+    "gateway.behind_proxy.trusted",
+    "auth",
+    "auth.issuer",
+    "auth.audience",
+    "auth.scopes_supported",
+    "auth.jwks_uri",
+    "auth.algorithms",
+    "auth.leeway",
+    "auth.required_claims",
+    "auth.groups_claim",
+    "auth.strip_headers",
+    "auth.max_sessions_per_principal",
+    "auth.introspection",
+    "auth.introspection.endpoint",
+    "auth.introspection.client_id",
+    "auth.introspection.secret_env",
     "log",
     "log.level",
     "log.format",
@@ -56,6 +79,7 @@ pub(crate) const KEYS: &[&str] = &[
     "servers.<name>.protocol",
     "servers.<name>.restart",
     "servers.<name>.restart.max_backoff",
+    "servers.<name>.credential",
     "virtual",
     "virtual.<name>.servers",
     "virtual.<name>.on_upstream_failure",
@@ -79,7 +103,7 @@ pub(crate) const KEYS: &[&str] = &[
 
 /// The top-level tables, in the order the reference documents them.
 pub(crate) const TOP_LEVEL: &[&str] = &[
-    "gateway", "log", "audit", "limits", "servers", "virtual", "rules",
+    "gateway", "auth", "log", "audit", "limits", "servers", "virtual", "rules",
 ];
 
 /// A list whose elements each keep their span, and which keeps its own (to point at an
@@ -99,6 +123,10 @@ pub(crate) struct RawGateway {
     pub max_sessions: Option<Spanned<i64>>,
     pub worker_threads: Option<Spanned<i64>>,
     pub state: Option<Spanned<String>>,
+    pub insecure_no_auth: Option<Spanned<bool>>,
+    pub session_lifetime: Option<Spanned<RawDuration>>,
+    pub tls: Option<super::tls::RawTls>,
+    pub behind_proxy: Option<super::tls::RawBehindProxy>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +162,7 @@ pub(crate) struct RawServer {
     pub instances: Option<Spanned<Instances>>,
     pub protocol: Option<Spanned<String>>,
     pub restart: Option<Spanned<RawRestart>>,
+    pub credential: Option<Spanned<portcullis_auth::upstream::CredentialSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +236,8 @@ pub(crate) struct RawRuleAt {
 #[derive(Debug, Default)]
 pub(crate) struct RawConfig {
     pub gateway: RawGateway,
+    /// `[auth]` and the span of its key.
+    pub auth: Option<(Range<usize>, RawAuth)>,
     pub log: RawLog,
     pub audit: RawAudit,
     pub limits: RawLimits,
@@ -233,6 +264,11 @@ pub(crate) fn parse_document(text: &str, issues: &mut Issues) -> Option<RawConfi
         let key_span = key.span();
         match key.get_ref().as_ref() {
             "gateway" => raw.gateway = section(value, issues).unwrap_or_default(),
+            "auth" => {
+                // A broken [auth] still counts as present: the gateway must not then start
+                // without authentication (the load fails anyway, with the section's errors).
+                raw.auth = Some((key_span, section(value, issues).unwrap_or_default()));
+            }
             "log" => raw.log = section(value, issues).unwrap_or_default(),
             "audit" => raw.audit = section(value, issues).unwrap_or_default(),
             "limits" => raw.limits = section(value, issues).unwrap_or_default(),

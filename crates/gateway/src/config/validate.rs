@@ -41,7 +41,27 @@ pub(crate) fn build(
             .map(Path::to_path_buf),
         ConfigSource::Embedded(_) => None,
     };
+    let listen_span = raw.gateway.listen.as_ref().map(|l| l.span());
+    let insecure_span = raw.gateway.insecure_no_auth.as_ref().map(|l| l.span());
     let gateway = gateway(raw.gateway, base.as_deref(), issues);
+    let auth = raw
+        .auth
+        .map(|(span, raw)| super::auth::auth(raw, span, issues));
+    if auth.is_none() && !gateway.listens_on_loopback() && !gateway.insecure_no_auth {
+        issues.at(
+            listen_span.unwrap_or(0..0),
+            format!(
+                "gateway.listen {} is reachable from other machines, and there is no [auth] section: anyone who can reach it could use every server. Configure [auth], or write `insecure_no_auth = true` in [gateway] to accept that risk",
+                gateway.listen
+            ),
+        );
+    }
+    if let (Some(span), Some(_), true) = (insecure_span, &auth, gateway.insecure_no_auth) {
+        issues.at(
+            span,
+            "gateway.insecure_no_auth contradicts the [auth] section: remove one of them",
+        );
+    }
     let log = log(raw.log, issues);
     let audit = sections::audit(raw.audit, base.as_deref(), issues);
     let limits = sections::limits(raw.limits, issues);
@@ -81,6 +101,7 @@ pub(crate) fn build(
     Config {
         source,
         gateway,
+        auth,
         log,
         audit,
         limits,
@@ -139,6 +160,13 @@ fn gateway(raw: RawGateway, base: Option<&Path>, issues: &mut Issues) -> Gateway
         g.session_idle_timeout =
             duration(&d, "gateway.session_idle_timeout", issues).unwrap_or(g.session_idle_timeout);
     }
+    if let Some(b) = raw.insecure_no_auth {
+        g.insecure_no_auth = *b.get_ref();
+    }
+    if let Some(d) = raw.session_lifetime {
+        g.session_lifetime =
+            duration(&d, "gateway.session_lifetime", issues).unwrap_or(g.session_lifetime);
+    }
     if let Some(n) = raw.max_sessions {
         match usize::try_from(*n.get_ref()) {
             Ok(n) if (1..=MAX_SESSIONS_LIMIT).contains(&n) => g.max_sessions = n,
@@ -163,6 +191,12 @@ fn gateway(raw: RawGateway, base: Option<&Path>, issues: &mut Issues) -> Gateway
                 ),
             ),
         }
+    }
+    if let Some(tls) = raw.tls {
+        g.tls = super::tls::tls(tls, base, issues);
+    }
+    if let Some(proxy) = raw.behind_proxy {
+        g.behind_proxy = super::tls::behind_proxy(proxy, issues);
     }
     g
 }
@@ -366,8 +400,9 @@ fn http(
             );
         }
     }
+    let credential = rest.credential.map(Spanned::into_inner);
     match net::upstream_url(url.get_ref(), &format!("servers.{name}.url")) {
-        Ok(url) => Some(HttpUpstream { url }),
+        Ok(url) => Some(HttpUpstream { url, credential }),
         Err(e) => {
             issues.at(url.span(), e);
             None
@@ -377,6 +412,14 @@ fn http(
 
 /// A stdio upstream; `rest` is the server table without `command` and `url`.
 fn stdio(name: &str, command: SpannedList, rest: RawServer, issues: &mut Issues) -> StdioUpstream {
+    if let Some(c) = &rest.credential {
+        issues.at(
+            c.span(),
+            format!(
+                "`credential` applies only to HTTP servers (with `url`): a stdio server \"{name}\" gets its secrets through `env`"
+            ),
+        );
+    }
     if command.get_ref().is_empty() {
         issues.at(
             command.span(),

@@ -14,6 +14,13 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
             g.listen
         ));
     }
+    super::tls::warnings(g, &mut out);
+    if g.insecure_no_auth {
+        out.push(
+            "gateway.insecure_no_auth = true: requests are not authenticated, so anyone who can reach the gateway acts as the same anonymous caller"
+                .to_owned(),
+        );
+    }
     if let Some(url) = &g.public_url
         && url.starts_with("http://")
         && !net::url_is_loopback(url)

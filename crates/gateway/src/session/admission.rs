@@ -109,8 +109,9 @@ impl Session {
         };
         let (server, upstream_name) = (resolved.server.to_owned(), resolved.name.to_owned());
         let policy = self.gateway.policy();
+        let caller = self.caller();
         // Nothing of this kind on this server could be allowed: refuse without starting it.
-        if !policy.may_expose(&self.principal, &server, call.kind) {
+        if !policy.may_expose(&caller, &server, call.kind) {
             self.refusal(
                 call,
                 &server,
@@ -152,7 +153,7 @@ impl Session {
         };
 
         // 2. The decision on this very call.
-        let mut request = Request::new(&self.principal, &server, call.kind, &upstream_name)
+        let mut request = Request::new(&caller, &server, call.kind, &upstream_name)
             .in_session(&self.id, self.transport.as_str());
         if let Some(args) = call.args {
             request = request.with_args(args);
@@ -171,13 +172,7 @@ impl Session {
         let rule = crate::decision::describe_rule(policy, &decision);
         // 3. A name this principal may not even see gets the error a missing one gets.
         if !decision.is_allowed()
-            && !policy.visible(
-                &self.principal,
-                &server,
-                call.kind,
-                &upstream_name,
-                annotations,
-            )
+            && !policy.visible(&caller, &server, call.kind, &upstream_name, annotations)
         {
             return Err(self.refuse_decision(
                 call,
@@ -222,7 +217,7 @@ impl Session {
             }
             Verdict::InsufficientScope { missing } => {
                 let err = ErrorObject::new(
-                    codes::POLICY_DENIED,
+                    codes::INSUFFICIENT_SCOPE,
                     format!(
                         "the call needs the scopes {}, which the caller's token does not carry",
                         missing.join(" ")

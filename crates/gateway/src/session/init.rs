@@ -183,6 +183,7 @@ impl Session {
     /// them, so announcing them would promise what it cannot keep.
     fn capabilities(&self, live: &[(Arc<str>, Arc<UpstreamConn>)]) -> Map<String, Value> {
         let policy = self.gateway.policy();
+        let caller = self.caller();
         let mut out = Map::new();
         for (server, conn) in live {
             let Some(identity) = conn.identity() else {
@@ -196,7 +197,7 @@ impl Session {
                 ("resources", Kind::Resource),
             ] {
                 if let Some(v) = caps.get(cap).filter(|v| v.is_object())
-                    && policy.may_expose(&self.principal, server, kind)
+                    && policy.may_expose(&caller, server, kind)
                 {
                     merge_into(&mut out, cap, v);
                     exposed_any |= kind != Kind::Tool;

@@ -78,7 +78,7 @@ impl Session {
             .then(|| tool_annotations(item))
             .flatten();
         policy.visible(
-            &self.principal,
+            &self.caller(),
             server,
             policy_kind(kind),
             name,
@@ -96,7 +96,7 @@ impl Session {
         if !self
             .gateway
             .policy()
-            .may_expose(&self.principal, &server, policy_kind(kind))
+            .may_expose(&self.caller(), &server, policy_kind(kind))
         {
             return Outcome::Reply(Reply::Result(empty_list(kind)));
         }
@@ -174,7 +174,7 @@ impl Session {
             if !self
                 .gateway
                 .policy()
-                .may_expose(&self.principal, &m.server, policy_kind(kind))
+                .may_expose(&self.caller(), &m.server, policy_kind(kind))
             {
                 return Ok(None);
             }

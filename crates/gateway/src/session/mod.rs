@@ -9,10 +9,12 @@
 //! upstreams can never collide or be used to answer someone else's request.
 
 mod admission;
+mod caller;
 mod init;
 mod lists;
 mod mrtr;
 pub mod outbound;
+pub(crate) use caller::{as_caller, caller_token};
 mod relay;
 
 use std::collections::HashMap;
@@ -133,7 +135,8 @@ pub struct Session {
     pub id: Arc<str>,
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) route: Arc<Route>,
-    pub(crate) principal: Principal,
+    /// The identity the session belongs to (see [`caller`] for the one decisions use).
+    pub(crate) principal: Arc<Principal>,
     pub(crate) transport: TransportKind,
     /// Who and where, as every audit record of this session names them.
     audit_ctx: crate::audit::Context,
@@ -146,6 +149,8 @@ pub struct Session {
     state: Mutex<SessionState>,
     next_inbound_id: AtomicI64,
     last_seen_ms: AtomicU64,
+    /// When the session began ([`now_ms`]), for its absolute lifetime.
+    started_ms: u64,
     closed: AtomicBool,
     weak: Weak<Session>,
 }
@@ -207,7 +212,7 @@ impl Session {
                 id: p.id,
                 gateway: p.gateway,
                 route: p.route,
-                principal: p.principal,
+                principal: Arc::new(p.principal),
                 transport: p.transport,
                 modern: p.modern,
                 shared_upstreams: p.shared_upstreams,
@@ -219,6 +224,7 @@ impl Session {
                 }),
                 next_inbound_id: AtomicI64::new(1),
                 last_seen_ms: AtomicU64::new(now_ms()),
+                started_ms: now_ms(),
                 closed: AtomicBool::new(false),
                 weak: weak.clone(),
             }
@@ -254,6 +260,16 @@ impl Session {
 
     pub fn touch(&self) {
         self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long ago the session began.
+    pub fn age_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.started_ms)
+    }
+
+    /// The identity the session belongs to.
+    pub fn owner(&self) -> &Principal {
+        &self.principal
     }
 
     pub fn idle_ms(&self) -> u64 {
@@ -510,7 +526,7 @@ impl Session {
                     kind: portcullis_policy::Kind::Resource,
                     name: &uri,
                 };
-                if !self.gateway.policy().allows(&self.principal, &target) {
+                if !self.gateway.policy().allows(&self.caller(), &target) {
                     return None;
                 }
                 if self.route.is_virtual() {

@@ -8,13 +8,15 @@
 //!
 //! The gateway holds its own upstream session: the `Mcp-Session-Id` here is the one the
 //! upstream gave the gateway, never the one the gateway gave its client. No header of the
-//! client's request is copied upstream.
+//! client's request is copied upstream: the only credential an upstream ever sees is its
+//! own (`servers.<name>.credential`), added to each request here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
+use portcullis_auth::upstream::UpstreamCredential;
 use portcullis_egress::{
     EgressClient, EgressRequest, EgressResponse, HeaderMap, HeaderName, HeaderValue, Method,
     StatusCode, Uri,
@@ -31,6 +33,7 @@ const MAX_RESUMES: u32 = 3;
 
 pub struct HttpIo {
     client: EgressClient,
+    credential: Option<Arc<UpstreamCredential>>,
     url: Uri,
     session_id: RwLock<Option<HeaderValue>>,
     protocol_version: RwLock<Option<HeaderValue>>,
@@ -40,9 +43,15 @@ pub struct HttpIo {
     stop: CancellationToken,
 }
 
-pub(crate) fn connect(client: EgressClient, url: Uri, params: ConnParams) -> Arc<UpstreamConn> {
+pub(crate) fn connect(
+    client: EgressClient,
+    url: Uri,
+    credential: Option<Arc<UpstreamCredential>>,
+    params: ConnParams,
+) -> Arc<UpstreamConn> {
     let io = HttpIo {
         client,
+        credential,
         url,
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
@@ -54,6 +63,22 @@ pub(crate) fn connect(client: EgressClient, url: Uri, params: ConnParams) -> Arc
 }
 
 impl HttpIo {
+    /// Sends `req` with this upstream's credential. A credential that cannot be had (its
+    /// token endpoint down) fails the request: it is never sent without.
+    async fn send(&self, mut req: EgressRequest) -> Result<EgressResponse, String> {
+        if let Some(credential) = &self.credential {
+            let subject = crate::session::caller_token();
+            let headers = credential
+                .headers(subject.as_ref().map(|t| t.expose()))
+                .await
+                .map_err(|e| format!("the upstream's credential is unavailable: {e}"))?;
+            for (name, value) in headers {
+                req.headers.insert(name, value);
+            }
+        }
+        self.client.send(req).await.map_err(|e| e.to_string())
+    }
+
     /// Called by the handshake once the protocol version is known.
     pub(crate) fn set_protocol_version(&self, version: &str, standard_headers: bool) {
         *self
@@ -161,17 +186,17 @@ impl HttpIo {
                 return;
             };
             let outcome = tokio::select! {
-                r = io.client.send(req) => r,
+                r = io.send(req) => r,
                 () = io.stop.cancelled() => return,
             };
             let resp = match outcome {
                 Ok(resp) => resp,
-                Err(e) => {
+                Err(reason) => {
                     conn.fail_pending(
                         id,
                         UpstreamError::Unavailable {
                             server: conn.server().to_owned(),
-                            reason: e.to_string(),
+                            reason,
                         },
                     );
                     return;
@@ -293,7 +318,7 @@ impl HttpIo {
                 req.headers.insert("last-event-id", v);
             }
             req.timeout = Some(conn.timeout());
-            match self.client.send(req).await {
+            match self.send(req).await {
                 Ok(resp) if resp.status() == StatusCode::OK && is_event_stream(resp.headers()) => {
                     if let Some(newer) = self.read_events(conn, Some(id), resp).await {
                         last = Some(newer);
@@ -313,12 +338,11 @@ impl HttpIo {
     ) -> Result<(), UpstreamError> {
         let req = self.post(body, method, None, conn.timeout());
         let resp = self
-            .client
             .send(req)
             .await
-            .map_err(|e| UpstreamError::Unavailable {
+            .map_err(|reason| UpstreamError::Unavailable {
                 server: conn.server().to_owned(),
-                reason: e.to_string(),
+                reason,
             })?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND && self.has_session() {
@@ -376,7 +400,16 @@ impl HttpIo {
         }
         req.timeout = Some(Duration::from_secs(2));
         let client = self.client.clone();
+        let credential = self.credential.clone();
         rt.spawn(async move {
+            // Best effort: without its credential (a token exchange has no client token
+            // here) the upstream ends the session on its own timeout instead.
+            if let Some(c) = credential {
+                match c.headers(None).await {
+                    Ok(headers) => req.headers.extend(headers),
+                    Err(_) => return,
+                }
+            }
             let _ = client.send(req).await;
         });
     }
@@ -399,7 +432,7 @@ async fn listen(conn: Weak<UpstreamConn>) {
             req.headers.insert("last-event-id", v);
         }
         let outcome = tokio::select! {
-            r = io.client.send(req) => r,
+            r = io.send(req) => r,
             () = io.stop.cancelled() => return,
         };
         match outcome {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use portcullis_auth::upstream::UpstreamCredential;
 use portcullis_egress::{EgressClient, Uri};
 
 use super::conn::{ConnParams, UpstreamListener};
@@ -34,7 +35,9 @@ pub struct UpstreamSpec {
 #[derive(Debug, Clone)]
 pub enum Target {
     Stdio(StdioLaunch),
-    Http(Uri),
+    /// The endpoint, and the gateway's own credential for it (set by the gateway once its
+    /// outbound client exists: token grants need it).
+    Http(Uri, Option<Arc<UpstreamCredential>>),
 }
 
 impl UpstreamSpec {
@@ -54,7 +57,7 @@ impl UpstreamSpec {
             }
             Upstream::Http(h) => {
                 let url = EgressClient::parse_url(&h.url).map_err(|e| e.to_string())?;
-                (Target::Http(url), Duration::from_secs(30))
+                (Target::Http(url, None), Duration::from_secs(30))
             }
         };
         Ok(UpstreamSpec {
@@ -221,7 +224,9 @@ impl UpstreamSlot {
         };
         let conn = match &self.spec.target {
             Target::Stdio(launch) => stdio::spawn(launch, params)?,
-            Target::Http(url) => http::connect(self.egress.clone(), url.clone(), params),
+            Target::Http(url, credential) => {
+                http::connect(self.egress.clone(), url.clone(), credential.clone(), params)
+            }
         };
         if let Err(e) = handshake(&conn, self.spec.protocol, &self.caps, self.prefer).await {
             conn.close(&format!("handshake failed: {e}"));

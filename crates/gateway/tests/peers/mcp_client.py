@@ -8,7 +8,18 @@ whole conversation rather than the first exception.
 
     mcp_client.py --scenario fixture|everything|everything-asks|echo|calls
                   --mode legacy|2026-07-28|auto [--calls JSON]
+                  [--oauth-client-id ID --oauth-client-secret SECRET
+                   [--oauth-scope "a b"] [--oauth-issuer URL]]
                   (--url http://127.0.0.1:PORT/mcp/ROUTE | --stdio PROGRAM ARG...)
+
+With `--oauth-client-id` (HTTP only) the client authenticates with the SDK's own
+client-credentials provider (`ClientCredentialsOAuthProvider`, tokens held in memory) on the
+transport's httpx client: everything is discovered from the server's 401 (RFC 9728 protected
+resource metadata, then RFC 8414 / OIDC metadata, then a token request with `resource`), and a
+403 `insufficient_scope` makes it ask for a token with the union of the scopes (step-up). The
+summary then has `"oauth"`: the token requests made (`token_requests`, and each one's `scope`
+and `resource`), the scope each token was granted (`token_scopes`), and every HTTP exchange
+(`http`: method, URL, status, `WWW-Authenticate`). Never a token or a secret.
 
 The `calls` scenario makes the requests `--calls` lists, in order, one step each:
     [{"step": "name", "tool": "read_file", "args": {...}},
@@ -30,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -38,9 +50,11 @@ import warnings
 from typing import Any, Awaitable, Callable
 
 import anyio
+import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 # Deprecated (2026-07-28) features are exactly what the legacy runs exercise.
@@ -426,6 +440,100 @@ async def calls(client: Client, peer: Peer, steps: Steps, mode: str) -> None:
 
 CALLS: list[dict[str, Any]] = []
 
+
+# --------------------------------------------------------------------------------------------
+# OAuth (client credentials), on request.
+# --------------------------------------------------------------------------------------------
+
+# Bounds the exchanges recorded, so a client stuck in a 401 loop cannot grow the summary forever.
+MAX_RECORDED_EXCHANGES = 500
+
+
+class MemoryTokenStorage:
+    """The SDK's `TokenStorage`, in memory: every run starts without a token."""
+
+    def __init__(self) -> None:
+        self.tokens: Any = None
+        self.client_info: Any = None
+
+    async def get_tokens(self) -> Any:
+        return self.tokens
+
+    async def set_tokens(self, tokens: Any) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> Any:
+        return self.client_info
+
+    async def set_client_info(self, client_info: Any) -> None:
+        self.client_info = client_info
+
+
+class OAuthRecord:
+    """What the OAuth provider did, with no token or secret in it."""
+
+    def __init__(self) -> None:
+        self.token_requests: list[dict[str, Any]] = []
+        self.token_scopes: list[str | None] = []
+        self.http: list[dict[str, Any]] = []
+
+    async def on_response(self, response: httpx2.Response) -> None:
+        if len(self.http) < MAX_RECORDED_EXCHANGES:
+            self.http.append(
+                {
+                    "method": response.request.method,
+                    "url": str(response.request.url),
+                    "status": response.status_code,
+                    "www_authenticate": response.headers.get("www-authenticate"),
+                }
+            )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "token_requests": len(self.token_requests),
+            "token_request_params": self.token_requests,
+            "token_scopes": self.token_scopes,
+            "http": self.http,
+        }
+
+
+def oauth_http_client(opts: argparse.Namespace, record: OAuthRecord) -> httpx2.AsyncClient:
+    """An httpx client whose auth is the SDK's client-credentials provider, recording its work."""
+    from urllib.parse import parse_qs
+
+    from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    class RecordingProvider(ClientCredentialsOAuthProvider):
+        async def _exchange_token_client_credentials(self) -> httpx2.Request:
+            request = await super()._exchange_token_client_credentials()
+            form = parse_qs(request.content.decode())
+            record.token_requests.append(
+                {
+                    "url": str(request.url),
+                    "scope": form.get("scope", [None])[0],
+                    "resource": form.get("resource", [None])[0],
+                }
+            )
+            return request
+
+        async def _handle_token_response(self, response: httpx2.Response) -> None:
+            await super()._handle_token_response(response)
+            tokens = self.context.current_tokens
+            record.token_scopes.append(tokens.scope if tokens else None)
+
+    provider = RecordingProvider(
+        server_url=opts.url,
+        storage=MemoryTokenStorage(),
+        client_id=opts.oauth_client_id,
+        client_secret=opts.oauth_client_secret,
+        scope=opts.oauth_scope,
+        issuer=opts.oauth_issuer,
+    )
+    client = create_mcp_http_client(auth=provider)
+    client.event_hooks = {"request": [], "response": [record.on_response]}
+    return client
+
 SCENARIOS = {
     "calls": calls,
     "fixture": fixture,
@@ -443,12 +551,24 @@ async def main() -> None:
     parser.add_argument("--step-timeout", type=float, default=30.0)
     parser.add_argument("--total-timeout", type=float, default=240.0)
     parser.add_argument("--calls", default="[]")
+    parser.add_argument("--oauth-client-id")
+    parser.add_argument("--oauth-client-secret")
+    parser.add_argument("--oauth-scope")
+    parser.add_argument("--oauth-issuer")
     parser.add_argument("--stdio", nargs=argparse.REMAINDER)
     opts = parser.parse_args()
     CALLS.extend(json.loads(opts.calls))
 
-    if opts.url:
-        server: Any = opts.url
+    oauth: OAuthRecord | None = None
+    http_client: httpx2.AsyncClient | None = None
+    if opts.oauth_client_id is not None:
+        if not opts.url or opts.oauth_client_secret is None:
+            parser.error("--oauth-client-id needs --oauth-client-secret and --url")
+        oauth = OAuthRecord()
+        http_client = oauth_http_client(opts, oauth)
+        server: Any = streamable_http_client(opts.url, http_client=http_client)
+    elif opts.url:
+        server = opts.url
     elif opts.stdio:
         # The SDK passes a launched server only a few safe variables; the tests' state
         # directory must reach the gateway too (see `support::isolate_state`).
@@ -465,7 +585,11 @@ async def main() -> None:
     phase = "connect"
     try:
         with anyio.fail_after(opts.total_timeout):
-            async with client:
+            async with contextlib.AsyncExitStack() as stack:
+                if http_client is not None:
+                    # Given to the transport, which leaves closing it to its owner.
+                    await stack.enter_async_context(http_client)
+                await stack.enter_async_context(client)
                 phase = "run"
                 summary["protocol_version"] = client.protocol_version
                 summary["server_info"] = to_json(client.server_info)
@@ -476,6 +600,8 @@ async def main() -> None:
         summary[phase] = f"{type(e).__name__}: {e}"
         summary[f"{phase}_trace"] = traceback.format_exc()
     summary.update(peer.summary())
+    if oauth is not None:
+        summary["oauth"] = oauth.summary()
     print(json.dumps(summary), flush=True)
 
 

@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod oauth;
+
 /// How long a process may take to print its address.
 const STARTUP: Duration = Duration::from_secs(30);
 

@@ -6,7 +6,7 @@ use super::{SERVER, error, errors, parse};
 fn unknown_key_is_reported_at_the_key_by_toml() {
     assert_eq!(
         error("[gateway]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n"),
-        "3:1: unknown field `lisen`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`"
+        "3:1: unknown field `lisen`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`"
     );
 }
 
@@ -14,7 +14,7 @@ fn unknown_key_is_reported_at_the_key_by_toml() {
 fn unknown_top_level_table_is_reported() {
     assert_eq!(
         error("[gatway]\nlisten = \"127.0.0.1:1\"\n"),
-        "1:2: unknown field `gatway`, expected one of `gateway`, `log`, `audit`, `limits`, `servers`, `virtual`, `rules`"
+        "1:2: unknown field `gatway`, expected one of `gateway`, `auth`, `log`, `audit`, `limits`, `servers`, `virtual`, `rules`"
     );
 }
 
@@ -33,9 +33,9 @@ fn every_unknown_key_in_a_section_is_reported_and_the_rest_still_checked() {
     assert_eq!(
         errors(text),
         [
-            "2:1: unknown field `listn`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`",
+            "2:1: unknown field `listn`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`",
             "3:10: invalid listen address \"nope\": expected an IP address and port such as 127.0.0.1:8440 or [::1]:8440",
-            "4:1: unknown field `timeout`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`",
+            "4:1: unknown field `timeout`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`",
         ]
     );
 }

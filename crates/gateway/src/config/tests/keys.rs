@@ -6,10 +6,12 @@ use std::fmt;
 use serde::de::{Deserialize, Visitor};
 use toml::de::{DeTable, DeValue};
 
+use super::super::auth::{RawAuth, RawIntrospection};
 use super::super::raw::{
     KEYS, RawAudit, RawEnv, RawGateway, RawLimits, RawLog, RawRestart, RawRule, RawServer,
     RawVirtual, TOP_LEVEL,
 };
+use super::super::tls::{RawBehindProxy, RawTls};
 use super::ok;
 
 const DOCS: &str = include_str!("../../../../../docs/config.md");
@@ -27,6 +29,23 @@ session_idle_timeout = "30m"
 max_sessions = 100
 worker_threads = 2
 state = "sqlite:state/portcullis.db"
+insecure_no_auth = false
+session_lifetime = "24h"
+tls = { cert = "src/config/tests/tls/test-only-cert.pem", key = "src/config/tests/tls/test-only-key.pem" }
+behind_proxy = { trusted = ["127.0.0.1", "10.0.0.0/8"] }
+
+[auth]
+issuer = "https://idp.example.com"
+audience = "https://mcp.example.com/mcp/files"
+scopes_supported = ["mcp:tools"]
+jwks_uri = "https://idp.example.com/jwks"
+algorithms = ["RS256", "ES256"]
+leeway = "60s"
+required_claims = ["email"]
+groups_claim = "groups"
+strip_headers = ["X-Api-Key"]
+max_sessions_per_principal = 100
+introspection = { endpoint = "https://idp.example.com/introspect", client_id = "gateway", secret_env = "INTROSPECTION_SECRET" }
 
 [log]
 level = "info"
@@ -52,6 +71,7 @@ restart = { max_backoff = "30s" }
 
 [servers.tickets]
 url = "https://tickets.example.com/mcp"
+credential = { bearer_env = "TICKETS_TOKEN" }
 
 [virtual.work]
 servers = ["files", "tickets"]
@@ -135,6 +155,10 @@ fn fields<T: for<'de> Deserialize<'de>>(prefix: &str) -> Vec<String> {
 fn keys_list_matches_the_serde_structs_exactly() {
     let mut from_structs: BTreeSet<String> = TOP_LEVEL.iter().map(|k| k.to_string()).collect();
     from_structs.extend(fields::<RawGateway>("gateway."));
+    from_structs.extend(fields::<RawTls>("gateway.tls."));
+    from_structs.extend(fields::<RawBehindProxy>("gateway.behind_proxy."));
+    from_structs.extend(fields::<RawAuth>("auth."));
+    from_structs.extend(fields::<RawIntrospection>("auth.introspection."));
     from_structs.extend(fields::<RawLog>("log."));
     from_structs.extend(fields::<RawAudit>("audit."));
     from_structs.extend(fields::<RawLimits>("limits."));
@@ -162,7 +186,8 @@ fn docs_mention_every_key() {
 }
 
 /// Collects the dotted key paths used in a TOML value, with server and virtual names as
-/// `<name>`; user-chosen keys (`env.set` variables) are not descended into.
+/// `<name>`; user-chosen keys (`env.set` variables) are not descended into, nor is a
+/// `credential` (its forms are the auth crate's, documented in their own table).
 fn paths(prefix: &str, value: &DeValue<'_>, out: &mut BTreeSet<String>) {
     match value {
         DeValue::Table(table) => {
@@ -177,7 +202,7 @@ fn paths(prefix: &str, value: &DeValue<'_>, out: &mut BTreeSet<String>) {
                 if !named {
                     out.insert(path.clone());
                 }
-                if !path.ends_with("env.set") {
+                if !path.ends_with("env.set") && !path.ends_with(".credential") {
                     paths(&path, v.get_ref(), out);
                 }
             }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::{Config, ConfigError, ConfigSource};
 
+mod auth;
 mod errors;
 mod examples;
 mod keys;

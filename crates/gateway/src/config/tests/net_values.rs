@@ -53,7 +53,7 @@ fn listen_accepts_ipv4_and_ipv6() {
     let c = ok("[gateway]\nlisten = \"[::1]:9000\"\n");
     assert_eq!(c.gateway.listen.to_string(), "[::1]:9000");
     assert!(c.gateway.listens_on_loopback());
-    let c = ok("[gateway]\nlisten = \"0.0.0.0:9000\"\n");
+    let c = ok("[gateway]\nlisten = \"0.0.0.0:9000\"\ninsecure_no_auth = true\n");
     assert!(!c.gateway.listens_on_loopback());
 }
 

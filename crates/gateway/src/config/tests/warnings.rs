@@ -17,11 +17,25 @@ fn secure_defaults_produce_no_warning() {
 
 #[test]
 fn listening_beyond_loopback_warns() {
-    let w = warnings(&format!("[gateway]\nlisten = \"0.0.0.0:8440\"\n{ALLOWED}"));
+    let w = warnings(&format!(
+        "[gateway]\nlisten = \"0.0.0.0:8440\"\ninsecure_no_auth = true\n{ALLOWED}"
+    ));
     assert_eq!(
         w,
         [
-            "gateway.listen = 0.0.0.0:8440 is beyond loopback: other machines can connect to the gateway"
+            "gateway.listen = 0.0.0.0:8440 is beyond loopback: other machines can connect to the gateway",
+            "gateway.listen = 0.0.0.0:8440 serves plain HTTP beyond loopback: tokens and messages cross the network unencrypted; set gateway.tls, or gateway.behind_proxy when a TLS proxy sits in front",
+            "gateway.insecure_no_auth = true: requests are not authenticated, so anyone who can reach the gateway acts as the same anonymous caller",
+        ]
+    );
+    let with_auth = warnings(&format!(
+        "[gateway]\nlisten = \"0.0.0.0:8440\"\n[auth]\nissuer = \"https://idp.example.com\"\n{ALLOWED}"
+    ));
+    assert_eq!(
+        with_auth,
+        [
+            "gateway.listen = 0.0.0.0:8440 is beyond loopback: other machines can connect to the gateway",
+            "gateway.listen = 0.0.0.0:8440 serves plain HTTP beyond loopback: tokens and messages cross the network unencrypted; set gateway.tls, or gateway.behind_proxy when a TLS proxy sits in front",
         ]
     );
     assert!(warnings(&format!("[gateway]\nlisten = \"[::1]:1\"\n{ALLOWED}")).is_empty());

@@ -8,6 +8,7 @@
 
 use axum::http::{HeaderMap, StatusCode, header};
 
+use super::forwarded::ClientOrigin;
 use crate::config::GatewayConfig;
 
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
@@ -85,6 +86,32 @@ impl HostPolicy {
                 return Err((StatusCode::FORBIDDEN, "Host not allowed"));
             }
             Some(_) => {}
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let ok = origin.to_str().ok().is_some_and(|o| self.origin_allowed(o));
+            if !ok {
+                return Err((StatusCode::FORBIDDEN, "Origin not allowed"));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`HostPolicy::check`] against the host the client asked for as `client` records it:
+    /// behind a trusted proxy, the forwarded host rather than the proxy's own `Host`. (The
+    /// `forwarded` middleware also writes that host into `Host`, so under `serve` both
+    /// checks agree.)
+    pub fn check_client(
+        &self,
+        client: &ClientOrigin,
+        headers: &HeaderMap,
+    ) -> Result<(), (StatusCode, &'static str)> {
+        match client.host.as_deref() {
+            Some(h) if self.host_allowed(h) => {}
+            None if !headers.contains_key(header::HOST) => {
+                return Err((StatusCode::BAD_REQUEST, "missing Host header"));
+            }
+            // Present but not a host at all, or not one of ours.
+            _ => return Err((StatusCode::FORBIDDEN, "Host not allowed")),
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let ok = origin.to_str().ok().is_some_and(|o| self.origin_allowed(o));
@@ -230,6 +257,41 @@ mod tests {
         assert_eq!(
             p.check(&HeaderMap::new()).unwrap_err().0,
             StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn a_forged_forwarded_host_is_checked_like_any_host() {
+        let p = policy();
+        let client = |host: &str| ClientOrigin {
+            peer: "10.0.0.2".parse().unwrap(),
+            client: "203.0.113.9".parse().unwrap(),
+            scheme: super::super::forwarded::Scheme::Https,
+            host: Some(host.to_owned()),
+            via_proxy: true,
+        };
+        let mut h = HeaderMap::new();
+        // The proxy's own Host is an internal name the policy does not list.
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("portcullis.internal:8440"),
+        );
+        assert!(p.check_client(&client("mcp.example.com"), &h).is_ok());
+        assert_eq!(
+            p.check_client(&client("evil.example.com"), &h)
+                .unwrap_err()
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        let mut no_host = client("x");
+        no_host.host = None;
+        assert_eq!(
+            p.check_client(&no_host, &HeaderMap::new()).unwrap_err().0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            p.check_client(&no_host, &h).unwrap_err().0,
+            StatusCode::FORBIDDEN
         );
     }
 

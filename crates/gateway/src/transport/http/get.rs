@@ -1,10 +1,11 @@
 //! GET (the server's stream, and resumption) and DELETE (end a session).
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use portcullis_wire::ProtocolVersion;
 
+use super::forwarded::ClientOrigin;
 use super::registry::SessionEntry;
 use super::streams::parse_event_id;
 use super::{SESSION_HEADER, SharedState, VERSION_HEADER, checks, plain, sse};
@@ -14,11 +15,15 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The checks GET and DELETE share, in order: Host and Origin (403), the route (404), the
-/// protocol era (2026-07-28 has neither a GET stream nor sessions: 405), the `Accept` header
-/// when one is required (406), the session id (400 when missing, 404 when unknown).
-fn session_of(
+/// caller's token (401/400/503), the protocol era (2026-07-28 has neither a GET stream nor
+/// sessions: 405), the `Accept` header when one is required (406), the session id (400 when
+/// missing, 404 when unknown or another caller's: resumption and the server's stream are
+/// only for the session's owner).
+async fn session_of(
     st: &SharedState,
     route: &str,
+    uri: &Uri,
+    origin: Option<&ClientOrigin>,
     headers: &HeaderMap,
     accept: Option<&str>,
 ) -> Result<SessionEntry, Box<Response>> {
@@ -29,6 +34,7 @@ fn session_of(
     if st.gateway.route(route).is_none() {
         return Err(refuse(StatusCode::NOT_FOUND, "no such MCP endpoint"));
     }
+    let caller = st.caller(uri, headers, origin, route).await?;
     if is_modern(headers) {
         return Err(refuse(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -46,7 +52,7 @@ fn session_of(
     let sid = header(headers, SESSION_HEADER)
         .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id header"))?;
     st.sessions
-        .get(sid, route)
+        .get(sid, route, &caller.principal)
         .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "session not found"))
 }
 
@@ -60,9 +66,21 @@ fn is_modern(headers: &HeaderMap) -> bool {
 pub async fn handle(
     State(st): State<SharedState>,
     Path(route): Path<String>,
+    uri: Uri,
+    origin: Option<Extension<ClientOrigin>>,
     headers: HeaderMap,
 ) -> Response {
-    let entry = match session_of(&st, &route, &headers, Some("text/event-stream")) {
+    let origin = origin.as_deref();
+    let entry = match session_of(
+        &st,
+        &route,
+        &uri,
+        origin,
+        &headers,
+        Some("text/event-stream"),
+    )
+    .await
+    {
         Ok(entry) => entry,
         Err(refused) => return *refused,
     };
@@ -97,9 +115,11 @@ pub async fn handle(
 pub async fn delete(
     State(st): State<SharedState>,
     Path(route): Path<String>,
+    uri: Uri,
+    origin: Option<Extension<ClientOrigin>>,
     headers: HeaderMap,
 ) -> Response {
-    let entry = match session_of(&st, &route, &headers, None) {
+    let entry = match session_of(&st, &route, &uri, origin.as_deref(), &headers, None).await {
         Ok(entry) => entry,
         Err(refused) => return *refused,
     };

@@ -5,18 +5,25 @@
 //! 2026-07-28 clients POST statelessly and get 405 for GET and DELETE.
 //!
 //! - [`checks`]: Host/Origin (DNS rebinding), Accept, Content-Type.
+//! - [`auth`]: bearer tokens (`[auth]`): who is calling; protected resource metadata.
 //! - [`post`]: one client message in, a JSON or SSE answer out.
 //! - [`get`]: the standalone stream, resumption, session end.
 //! - [`stateless`]: 2026-07-28 requests: envelope and header checks, no session.
 //! - [`streams`]: where each server→client message goes, and replay for resumption.
 //! - [`registry`]: the live sessions, their cap and their idle timeout.
+//! - [`tls`]: TLS termination (`gateway.tls`), certificates reloaded when their files change.
+//! - [`forwarded`]: the client's address, scheme and host, through trusted proxies
+//!   (`gateway.behind_proxy`).
 
+pub mod auth;
 pub mod checks;
+pub mod forwarded;
 mod get;
 mod post;
 pub mod registry;
 mod stateless;
 pub mod streams;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -44,17 +51,50 @@ pub struct HttpState {
     pub gateway: Arc<Gateway>,
     pub hosts: HostPolicy,
     pub sessions: Sessions,
+    /// The token check; `None` without `[auth]` (every caller is anonymous).
+    pub auth: Option<auth::TokenGate>,
+}
+
+impl HttpState {
+    /// Who is calling `route`: the token's principal, or anonymous without `[auth]`; or
+    /// the response refusing the request.
+    pub async fn caller(
+        &self,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        origin: Option<&forwarded::ClientOrigin>,
+        route: &str,
+    ) -> Result<auth::Caller, Box<Response>> {
+        match &self.auth {
+            Some(gate) => gate.authenticate(uri, headers, origin, route).await,
+            None => Ok(auth::Caller {
+                principal: Arc::new(portcullis_policy::Principal::anonymous()),
+                token: None,
+                step_up: None,
+            }),
+        }
+    }
+
+    /// The most sessions one caller may hold.
+    pub fn sessions_per_caller(&self) -> usize {
+        self.gateway
+            .config
+            .auth
+            .as_ref()
+            .map_or(usize::MAX, |a| a.max_sessions_per_principal)
+    }
 }
 
 pub type SharedState = Arc<HttpState>;
 
-/// The router, and its state (the caller runs the idle-session reaper on it).
-pub fn router(gateway: Arc<Gateway>) -> (Router, SharedState) {
+/// The router, and its state (the caller runs the session reaper on it).
+pub fn router(gateway: Arc<Gateway>, auth: Option<auth::TokenGate>) -> (Router, SharedState) {
     let cfg = &gateway.config.gateway;
     let state = Arc::new(HttpState {
         hosts: HostPolicy::from_config(cfg),
         sessions: Sessions::new(cfg.max_sessions),
         gateway: gateway.clone(),
+        auth,
     });
     let router = Router::new()
         .route(
@@ -62,6 +102,14 @@ pub fn router(gateway: Arc<Gateway>) -> (Router, SharedState) {
             post_route(post::handle)
                 .get(get::handle)
                 .delete(get::delete),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp/{route}",
+            get_route(auth::metadata_document),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get_route(auth::root_metadata_document),
         )
         .route("/healthz", get_route(|| async { "ok\n" }))
         // Bodies are read with the gateway's own limit, to answer 413 with a JSON-RPC error.
@@ -73,41 +121,72 @@ pub fn router(gateway: Arc<Gateway>) -> (Router, SharedState) {
 /// Binds, prints where each route is, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(gateway: Arc<Gateway>) -> anyhow::Result<()> {
     let listen = gateway.config.gateway.listen;
+    // Loaded before binding: a gateway that cannot serve its certificate does not start.
+    let certificates = match &gateway.config.gateway.tls {
+        Some(files) => Some(Arc::new(
+            tls::CertificateStore::load(files.clone())
+                .map_err(|e| anyhow::anyhow!("cannot start TLS: {e}"))?,
+        )),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    print_routes(&gateway, addr);
-    let (router, state) = router(gateway.clone());
-    let reaper = tokio::spawn(registry::reap_idle(
+    let scheme = if certificates.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    print_routes(&gateway, addr, scheme);
+    let gate = auth::gate(&gateway).await?;
+    let (router, state) = router(gateway.clone(), gate);
+    let router = forwarded::layer(router, &gateway.config.gateway);
+    // The TCP peer reaches `forwarded` as `ConnectInfo`.
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let reaper = tokio::spawn(registry::reap_expired(
         state.clone(),
         gateway.config.gateway.session_idle_timeout,
+        gateway.config.gateway.session_lifetime,
     ));
     // No Nagle: SSE answers are written event by event, and Nagle's algorithm would hold
     // each small write back until the client's delayed ACK (40 ms on Linux).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    match certificates {
+        Some(store) => {
+            // TLS listeners set TCP_NODELAY themselves; `tap_io` only gives the listener
+            // axum's `ConnectInfo<SocketAddr>` support.
+            let listener = tls::TlsListener::new(listener, store)?;
+            let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        None => {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+    }
     reaper.abort();
     state.sessions.close_all().await;
     gateway.shutdown().await;
     Ok(())
 }
 
-fn print_routes(gateway: &Gateway, addr: SocketAddr) {
+fn print_routes(gateway: &Gateway, addr: SocketAddr, scheme: &str) {
     let host = if addr.ip().is_loopback() && addr.is_ipv4() {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
     };
-    println!("Portcullis is listening on http://{host}");
+    println!("Portcullis is listening on {scheme}://{host}");
     let mut names: Vec<&str> = gateway.route_names().collect();
     names.sort_unstable();
     for name in names {
-        println!("  MCP endpoint: http://{host}/mcp/{name}");
+        println!("  MCP endpoint: {scheme}://{host}/mcp/{name}");
     }
 }
 

@@ -5,9 +5,11 @@
 //! logging, a sampling request): the response mode is decided by the first message the
 //! request produces, so simple calls cost no streaming and long ones lose nothing.
 //!
-//! Statuses: 403 Host/Origin, 404 unknown route or session, 400 missing session id, bad
+//! Statuses: 403 Host/Origin, 404 unknown route or session (or another caller's session),
+//! 401/400/503 from the token check (see [`super::auth`]), 400 missing session id, bad
 //! protocol version header or malformed message, 406 Accept, 413 size, 415 Content-Type,
-//! 202 for notifications and responses, 503 when the session cap is reached.
+//! 202 for notifications and responses, 503 when a session cap is reached, 403
+//! `insufficient_scope` and 429 when a request is refused whole for its scopes or its rate.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,18 +19,19 @@ use axum::body::to_bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_policy::Principal;
 use portcullis_wire::{
     Envelope, ErrorObject, Frame, IngressError, Kind, Limits, ProtocolVersion, codes, parse_frame,
 };
 use tokio::sync::mpsc;
 
-use super::registry::SessionEntry;
+use super::auth::Caller;
+use super::forwarded::ClientOrigin;
+use super::registry::{Full, SessionEntry};
 use super::streams::{HttpOutbound, StreamItem};
 use super::{SESSION_HEADER, SharedState, VERSION_HEADER, checks, json, plain, rpc_error, sse};
 use crate::ids;
 use crate::route::Route;
-use crate::session::{Handled, Session, SessionParams, TransportKind};
+use crate::session::{Handled, Session, SessionParams, TransportKind, as_caller};
 use crate::transport::era::{self, ClientEra};
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -48,6 +51,13 @@ pub async fn handle(
     }
     let Some(route) = st.gateway.route(&route) else {
         return plain(StatusCode::NOT_FOUND, "no such MCP endpoint");
+    };
+    // Before the body is read: an unauthenticated client cannot make the gateway buffer
+    // megabytes.
+    let origin = ClientOrigin::of(&parts.extensions);
+    let caller = match st.caller(&parts.uri, &headers, origin, &route.name).await {
+        Ok(caller) => caller,
+        Err(refused) => return *refused,
     };
     if !checks::is_json(&headers) {
         return plain(
@@ -98,12 +108,12 @@ pub async fn handle(
     };
     let msg = match frame {
         Frame::Single(msg) => msg,
-        Frame::Batch(msgs) => return batch(&st, &route, &headers, msgs).await,
+        Frame::Batch(msgs) => return batch(&st, &route, &headers, &caller, msgs).await,
     };
     match era::classify(&msg, header_version) {
-        ClientEra::Modern => super::stateless::handle(&st, route, &headers, msg).await,
+        ClientEra::Modern => super::stateless::handle(&st, route, &headers, caller, msg).await,
         ClientEra::Initialize if header(&headers, SESSION_HEADER).is_none() => {
-            initialize(&st, route, msg).await
+            initialize(&st, route, caller, msg).await
         }
         ClientEra::Initialize | ClientEra::Legacy => {
             let Some(sid) = header(&headers, SESSION_HEADER) else {
@@ -116,34 +126,48 @@ pub async fn handle(
                     ),
                 );
             };
-            let Some(entry) = st.sessions.get(sid, &route.name) else {
+            let Some(entry) = st.sessions.get(sid, &route.name, &caller.principal) else {
                 return rpc_error(
                     StatusCode::NOT_FOUND,
                     msg.id.clone(),
                     &ErrorObject::new(codes::INVALID_REQUEST, "session not found"),
                 );
             };
-            dispatch(entry, msg).await
+            dispatch(entry, caller, msg).await
         }
     }
 }
 
-async fn initialize(st: &SharedState, route: Arc<Route>, msg: Envelope) -> Response {
+async fn initialize(
+    st: &SharedState,
+    route: Arc<Route>,
+    caller: Caller,
+    msg: Envelope,
+) -> Response {
     // The place is taken before the upstreams start, so concurrent initializes cannot
     // overshoot the cap; it is given back if the session does not come up.
-    let Some(place) = st.sessions.reserve() else {
-        let err = ErrorObject::new(
-            codes::INTERNAL_ERROR,
-            "the gateway has reached its session limit; try again later",
-        );
-        return rpc_error(StatusCode::SERVICE_UNAVAILABLE, msg.id.clone(), &err);
+    let place = match st
+        .sessions
+        .reserve(&caller.principal, st.sessions_per_caller())
+    {
+        Ok(place) => place,
+        Err(full) => {
+            let why = match full {
+                Full::Gateway => "the gateway has reached its session limit; try again later",
+                Full::Owner => {
+                    "this caller holds as many sessions as it may (auth.max_sessions_per_principal); end one (DELETE) or let one expire"
+                }
+            };
+            let err = ErrorObject::new(codes::INTERNAL_ERROR, why);
+            return rpc_error(StatusCode::SERVICE_UNAVAILABLE, msg.id.clone(), &err);
+        }
     };
     let outbound = Arc::new(HttpOutbound::default());
     let params = SessionParams {
         id: Arc::from(ids::session_id()),
         gateway: st.gateway.clone(),
         route,
-        principal: Principal::anonymous(),
+        principal: (*caller.principal).clone(),
         transport: TransportKind::Http,
         modern: false,
         shared_upstreams: false,
@@ -168,10 +192,16 @@ async fn initialize(st: &SharedState, route: Arc<Route>, msg: Envelope) -> Respo
 }
 
 /// A message of a live stateful session.
-async fn dispatch(entry: SessionEntry, msg: Envelope) -> Response {
+async fn dispatch(entry: SessionEntry, caller: Caller, msg: Envelope) -> Response {
     match msg.kind() {
-        Kind::Request => respond(entry.session, entry.outbound, msg, None).await,
-        _ => match entry.session.handle(msg).await {
+        Kind::Request => respond(entry.session, entry.outbound, msg, None, caller).await,
+        _ => match as_caller(
+            Some(caller.principal),
+            caller.token,
+            entry.session.handle(msg),
+        )
+        .await
+        {
             Handled::Rejected(err) => rpc_error(StatusCode::BAD_REQUEST, None, &err),
             _ => StatusCode::ACCEPTED.into_response(),
         },
@@ -188,6 +218,7 @@ pub(super) async fn respond(
     outbound: Arc<HttpOutbound>,
     msg: Envelope,
     on_disconnect: Option<super::stateless::CancelOnDrop>,
+    caller: Caller,
 ) -> Response {
     let Some(id) = msg.id.clone() else {
         return plain(StatusCode::BAD_REQUEST, "request without id");
@@ -208,8 +239,9 @@ pub(super) async fn respond(
     // The request runs in this connection's task while nothing but its answer is to be sent
     // (one task hop fewer per call); it moves to a task of its own when it becomes a stream,
     // since a stream must outlive its connection (resumption).
+    let (principal, token) = (Some(caller.principal), caller.token);
     let mut work: Pin<Box<dyn Future<Output = Handled> + Send>> = Box::pin(async move {
-        let handled = session.handle(msg).await;
+        let handled = as_caller(principal, token, session.handle(msg)).await;
         // Released before the answer goes out: nothing related can slip in after it.
         drop(claim);
         handled
@@ -231,6 +263,11 @@ pub(super) async fn respond(
                     drop(on_disconnect);
                     if let Some(retry_after) = rate_limited(&response) {
                         return too_many_requests(&response, retry_after);
+                    }
+                    if let (Some(missing), Some(step_up)) =
+                        (missing_scopes(&response), &caller.step_up)
+                    {
+                        return step_up.forbidden(&missing, json(StatusCode::FORBIDDEN, &response));
                     }
                     let status = if modern {
                         stateless_status(&response)
@@ -299,9 +336,11 @@ async fn batch(
     st: &SharedState,
     route: &Route,
     headers: &HeaderMap,
+    caller: &Caller,
     msgs: Vec<Envelope>,
 ) -> Response {
-    let entry = header(headers, SESSION_HEADER).and_then(|sid| st.sessions.get(sid, &route.name));
+    let entry = header(headers, SESSION_HEADER)
+        .and_then(|sid| st.sessions.get(sid, &route.name, &caller.principal));
     let Some(entry) = entry.filter(|e| e.session.version().is_some_and(|v| v.allows_batch()))
     else {
         let err = IngressError::BatchNotAllowed;
@@ -314,7 +353,12 @@ async fn batch(
     let mut refused = Vec::new();
     for msg in msgs {
         if msg.kind() != Kind::Request {
-            if let Handled::Rejected(err) = entry.session.handle(msg).await {
+            let handled = as_caller(
+                Some(caller.principal.clone()),
+                caller.token.clone(),
+                entry.session.handle(msg),
+            );
+            if let Handled::Rejected(err) = handled.await {
                 refused.push(Envelope::error_response(None, &err));
             }
             continue;
@@ -330,8 +374,9 @@ async fn batch(
         }
         running += 1;
         let (session, out, tx) = (entry.session.clone(), entry.outbound.clone(), tx.clone());
+        let (principal, token) = (Some(caller.principal.clone()), caller.token.clone());
         tokio::spawn(async move {
-            let handled = session.handle(msg).await;
+            let handled = as_caller(principal, token, session.handle(msg)).await;
             out.close_request(&id);
             let _ = tx.send(StreamItem::Done(handled));
         });
@@ -381,6 +426,23 @@ fn rate_limited(response: &Envelope) -> Option<u64> {
         .and_then(|d| serde_json::from_str::<Data>(d.get()).ok())
         .map_or(1000, |d| d.retry_after_ms);
     Some(ms.div_ceil(1000).max(1))
+}
+
+/// When the answer refuses the request for scopes the token lacks: which.
+fn missing_scopes(response: &Envelope) -> Option<Vec<String>> {
+    let err = response.error_object()?;
+    if err.code != codes::INSUFFICIENT_SCOPE {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        #[serde(rename = "missingScopes")]
+        missing: Vec<String>,
+    }
+    err.data
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Data>(d.get()).ok())
+        .map(|d| d.missing)
 }
 
 /// A request refused whole for its rate limit: `429` with `Retry-After`, and the JSON-RPC

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_policy::Principal;
 use portcullis_wire::{Envelope, ErrorObject, Id, Kind, ProtocolVersion, codes};
 
+use super::auth::Caller;
 use super::streams::HttpOutbound;
 use super::{SharedState, VERSION_HEADER, rpc_error};
 use crate::mcp;
@@ -53,6 +53,7 @@ pub(super) async fn handle(
     st: &SharedState,
     route: Arc<Route>,
     headers: &HeaderMap,
+    caller: Caller,
     msg: Envelope,
 ) -> Response {
     let declared = match era::check_envelope(&msg) {
@@ -84,7 +85,7 @@ pub(super) async fn handle(
         id: Arc::from("stateless"),
         gateway: st.gateway.clone(),
         route,
-        principal: Principal::anonymous(),
+        principal: (*caller.principal).clone(),
         transport: TransportKind::Http,
         modern: true,
         shared_upstreams: true,
@@ -101,7 +102,7 @@ pub(super) async fn handle(
         session: session.clone(),
         id,
     });
-    super::post::respond(session, outbound, msg, guard).await
+    super::post::respond(session, outbound, msg, guard, caller).await
 }
 
 /// Step 2: `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must mirror the body.

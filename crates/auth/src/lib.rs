@@ -1,0 +1,15 @@
+//! Authentication for Portcullis, both ways.
+//!
+//! - [`resource`]: the gateway as an OAuth 2.1 resource server. It validates the bearer
+//!   tokens MCP clients present (JWT access tokens per RFC 9068, keys from the issuer's JWKS,
+//!   optional RFC 7662 introspection), publishes RFC 9728 protected resource metadata, and
+//!   builds the `WWW-Authenticate` challenges of the MCP authorization spec.
+//! - [`upstream`]: the credentials the gateway presents to remote MCP servers. Each server
+//!   has its own; the client's token is never one of them.
+//! - [`secret`]: a type for secret strings that never prints.
+//!
+//! All network access goes through `portcullis-egress`, the gateway's one outbound client.
+
+pub mod resource;
+pub mod secret;
+pub mod upstream;
