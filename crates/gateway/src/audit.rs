@@ -116,7 +116,7 @@ impl Audit {
     /// Records something without waiting (outcomes, refusals: nothing is forwarded for
     /// them, so there is nothing to hold back). A failure is logged.
     pub fn note(&self, ctx: &Context, e: Entry<'_>) {
-        let fut = self.store.append_audit(self.record(ctx, e));
+        let fut = self.store.append_audit_deferred(self.record(ctx, e));
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };

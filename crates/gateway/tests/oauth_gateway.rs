@@ -842,3 +842,69 @@ async fn a_busy_session_still_ends_at_the_end_of_its_lifetime() {
         "ended too early: {ended_after:?}"
     );
 }
+
+/// A client told to authenticate often retries at once on the same keep-alive connection:
+/// the refusal leaves that connection usable (its body is read first), so the retry never
+/// meets a connection closed without an answer.
+#[tokio::test]
+async fn a_refused_request_leaves_its_connection_usable_for_the_retry() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Setup::start();
+    let token = s.token(ALICE, "mcp:tools").await;
+    let addr = s.gw.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let body = initialize_body();
+    let request = |auth: &str| {
+        format!(
+            "POST /mcp/fx HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // The headers first, then (after the gateway has had time to answer) the body, as a
+    // client on a slow link would.
+    let first = request("");
+    let split = first.len() - body.len();
+    tcp.write_all(&first.as_bytes()[..split])
+        .await
+        .expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tcp.write_all(&first.as_bytes()[split..])
+        .await
+        .expect("write");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read_answer = |seen: &Vec<u8>| String::from_utf8_lossy(seen).to_string();
+    while !read_answer(&seen).contains("\r\n\r\n") {
+        let n = tokio::time::timeout(support::WAIT, tcp.read(&mut buf))
+            .await
+            .expect("an answer")
+            .expect("read");
+        assert!(n > 0, "closed before answering");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let answer = read_answer(&seen);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // The retry, with a token, on the same connection.
+    seen.clear();
+    tcp.write_all(request(&format!("Authorization: Bearer {token}\r\n")).as_bytes())
+        .await
+        .expect("write the retry");
+    loop {
+        let n = tokio::time::timeout(support::WAIT, tcp.read(&mut buf))
+            .await
+            .expect("an answer to the retry")
+            .expect("read");
+        assert!(n > 0, "the connection was closed: the retry got no answer");
+        seen.extend_from_slice(&buf[..n]);
+        if read_answer(&seen).contains("\r\n\r\n") {
+            break;
+        }
+    }
+    assert!(
+        read_answer(&seen).starts_with("HTTP/1.1 200"),
+        "{}",
+        read_answer(&seen)
+    );
+}

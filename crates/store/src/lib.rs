@@ -37,6 +37,10 @@ pub use verify::{ChainProblem, VerifyOutcome};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
+
+/// The longest [`Store::append_audit_deferred`] holds a record back before committing it.
+pub const DEFER_AT_MOST: Duration = Duration::from_millis(2);
 
 /// A boxed, sendable future (the same type as `futures::future::BoxFuture`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -49,6 +53,17 @@ pub trait Store: Send + Sync {
     /// must not forward the call it describes. When the writer's queue is full, the future
     /// waits for room (backpressure); records are never dropped.
     fn append_audit(&self, record: AuditRecord) -> BoxFuture<'static, Result<u64, StoreError>>;
+
+    /// [`append_audit`](Store::append_audit) for a record nothing waits on (a call's outcome,
+    /// a refusal): the store may hold it back a little, at most [`DEFER_AT_MOST`], to commit
+    /// it together with the next records, so that a call costs one commit rather than two.
+    /// It is still durable when the future resolves.
+    fn append_audit_deferred(
+        &self,
+        record: AuditRecord,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.append_audit(record)
+    }
 
     /// The records matching `q`, in ascending `seq` order. Blocking: from async code, call it
     /// in `spawn_blocking`.

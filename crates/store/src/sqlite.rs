@@ -11,6 +11,7 @@ use crate::writer::{self, Job};
 use crate::{BoxFuture, Store};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -52,6 +53,8 @@ pub struct SqliteStore {
     writer: Option<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     busy_timeout: Duration,
+    /// Transactions the writer committed (for tests and metrics).
+    commits: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -61,12 +64,20 @@ impl SqliteStore {
     pub fn open(path: &Path, options: SqliteOptions) -> Result<Arc<Self>, StoreError> {
         let conn = open_writer(path, options.durability, options.busy_timeout)?;
         let (sender, receiver) = mpsc::channel(options.queue_capacity.max(1));
-        writer::spawn(conn, receiver, options.max_batch, options.mirror)?;
+        let commits = Arc::new(AtomicU64::new(0));
+        writer::spawn(
+            conn,
+            receiver,
+            options.max_batch,
+            options.mirror,
+            commits.clone(),
+        )?;
         Ok(Arc::new(SqliteStore {
             path: path.to_owned(),
             writer: Some(sender),
             readers: Mutex::new(Vec::new()),
             busy_timeout: options.busy_timeout,
+            commits,
         }))
     }
 
@@ -82,6 +93,7 @@ impl SqliteStore {
             writer: None,
             readers: Mutex::new(vec![conn]),
             busy_timeout,
+            commits: Arc::new(AtomicU64::new(0)),
         }))
     }
 
@@ -116,8 +128,18 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
-    fn append_audit(&self, record: AuditRecord) -> BoxFuture<'static, Result<u64, StoreError>> {
+impl SqliteStore {
+    /// How many transactions the writer has committed since the store was opened (one per
+    /// group of appends).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    fn append(
+        &self,
+        record: AuditRecord,
+        urgent: bool,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
         // Encoding (canonical JSON, size check) happens here, on the caller's thread, so the
         // writer thread only hashes and inserts.
         let prepared = match &self.writer {
@@ -128,12 +150,29 @@ impl Store for SqliteStore {
             let (sender, body) = prepared?;
             let (reply, answer) = oneshot::channel();
             sender
-                .send(Job { body, reply })
+                .send(Job {
+                    body,
+                    reply,
+                    urgent,
+                })
                 .await
                 .map_err(|_| StoreError::WriterGone)?;
             drop(sender);
             answer.await.map_err(|_| StoreError::WriterGone)?
         })
+    }
+}
+
+impl Store for SqliteStore {
+    fn append_audit(&self, record: AuditRecord) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.append(record, true)
+    }
+
+    fn append_audit_deferred(
+        &self,
+        record: AuditRecord,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.append(record, false)
     }
 
     fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredRecord>, StoreError> {

@@ -8,22 +8,30 @@
 //! of it is stored; the next round starts again from the head in the database. If the thread
 //! dies, the channel closes with it: queued and future appends get [`StoreError::WriterGone`].
 //!
+//! A round that holds only deferred appends (records nothing waits on) first waits up to
+//! [`DEFER_AT_MOST`] for more, so that a call's outcome is committed with the next call's
+//! decision instead of in a transaction of its own; an urgent append ends the wait at once.
+//!
 //! The head is read inside the transaction rather than kept in memory, so the chain stays
 //! right after a failed round and even if a second process appends to the same file (the
 //! IMMEDIATE transaction serializes them).
 
+use crate::DEFER_AT_MOST;
 use crate::chain::{GENESIS_HASH, link_hash};
 use crate::error::StoreError;
 use crate::mirror::AuditMirror;
 use crate::schema::{HEAD_KEY, parse_head};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// One append: the record's canonical JSON, and where to say how it went.
 pub(crate) struct Job {
     pub body: String,
     pub reply: oneshot::Sender<Result<u64, StoreError>>,
+    /// Someone waits on it before going on (a decision before its call is forwarded).
+    pub urgent: bool,
 }
 
 /// Where a committed record sits in the chain.
@@ -39,10 +47,11 @@ pub(crate) fn spawn(
     jobs: mpsc::Receiver<Job>,
     max_batch: usize,
     mirror: Option<AuditMirror>,
+    commits: Arc<AtomicU64>,
 ) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("portcullis-audit-writer".into())
-        .spawn(move || run(conn, jobs, max_batch.max(1), mirror))
+        .spawn(move || run(conn, jobs, max_batch.max(1), mirror, commits))
         .map(drop)
         .map_err(StoreError::io("start the audit writer thread"))
 }
@@ -52,22 +61,49 @@ fn run(
     mut jobs: mpsc::Receiver<Job>,
     max_batch: usize,
     mut mirror: Option<AuditMirror>,
+    commits: Arc<AtomicU64>,
 ) {
     let mut bodies = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
+    // Only to wait on the channel with a deadline (deferred appends); the thread does no
+    // other async work.
+    let waiter = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ok();
     while let Some(first) = jobs.blocking_recv() {
         let mut next = Some(first);
-        while let Some(job) = next {
-            bodies.push(job.body);
-            replies.push(job.reply);
-            next = if bodies.len() < max_batch {
-                jobs.try_recv().ok()
-            } else {
-                None
-            };
+        let mut urgent = false;
+        let mut deadline = None;
+        loop {
+            while let Some(job) = next {
+                urgent |= job.urgent;
+                bodies.push(job.body);
+                replies.push(job.reply);
+                next = if bodies.len() < max_batch {
+                    jobs.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            if urgent || bodies.len() >= max_batch {
+                break;
+            }
+            let Some(waiter) = &waiter else { break };
+            let until = *deadline.get_or_insert_with(|| std::time::Instant::now() + DEFER_AT_MOST);
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match waiter.block_on(async { tokio::time::timeout(left, jobs.recv()).await }) {
+                Ok(Some(job)) => next = Some(job),
+                // Closed, or the time is up: commit what there is.
+                Ok(None) | Err(_) => break,
+            }
         }
         match commit(&mut conn, &bodies) {
             Ok(links) => {
+                commits.fetch_add(1, Ordering::Relaxed);
                 for (reply, link) in replies.drain(..).zip(&links) {
                     // A caller that stopped waiting still has its record stored.
                     let _ = reply.send(Ok(link.seq));

@@ -313,3 +313,64 @@ async fn the_gateway_can_hold_it_as_a_trait_object() {
     assert_eq!(store.append_audit(record(1)).await.unwrap(), 1);
     assert_eq!(store.query_audit(&AuditQuery::default()).unwrap().len(), 1);
 }
+
+/// A record nothing waits on is held back (a bounded time) to share the next commit: a
+/// call's outcome and the next call's decision cost one transaction, not two.
+#[tokio::test]
+async fn a_deferred_record_shares_the_next_commit_and_alone_waits_only_briefly() {
+    let f = common::fresh();
+    let mut shared = false;
+    for i in 0..5 {
+        let before = f.store.commits();
+        let deferred = tokio::spawn(f.store.append_audit_deferred(common::record(2 * i + 1)));
+        tokio::time::sleep(std::time::Duration::from_micros(300)).await;
+        common::bounded(f.store.append_audit(common::record(2 * i + 2)))
+            .await
+            .expect("urgent append");
+        common::bounded(async { deferred.await.expect("task") })
+            .await
+            .expect("deferred append");
+        if f.store.commits() == before + 1 {
+            shared = true;
+            break;
+        }
+    }
+    assert!(shared, "a deferred record never shared the next commit");
+    // Alone, it is committed after at most the deferral bound (and scheduling).
+    let started = std::time::Instant::now();
+    common::bounded(f.store.append_audit_deferred(common::record(99)))
+        .await
+        .expect("deferred alone");
+    assert!(
+        started.elapsed() < portcullis_store::DEFER_AT_MOST + std::time::Duration::from_secs(1)
+    );
+    assert!(matches!(
+        f.store.verify_audit().expect("verify"),
+        portcullis_store::VerifyOutcome::Intact { .. }
+    ));
+}
+
+/// Schema 2 keeps only the indexes worth a page per commit: time and principal.
+#[tokio::test]
+async fn the_audit_table_keeps_only_the_time_and_principal_indexes() {
+    let f = common::fresh();
+    common::fill(&f.store, 3).await;
+    let conn = rusqlite::Connection::open(&f.path).expect("open");
+    let mut names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'audit'")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["audit_principal", "audit_time"]);
+    // Filters on the unindexed columns still work.
+    let q = portcullis_store::AuditQuery {
+        server: Some("tickets".into()),
+        ..Default::default()
+    };
+    let found = f.store.query_audit(&q).expect("query");
+    assert!(found.iter().all(|r| r.record.server == "tickets"));
+    assert_eq!(found.len(), 1);
+}

@@ -57,7 +57,7 @@ pub async fn handle(
     let origin = ClientOrigin::of(&parts.extensions);
     let caller = match st.caller(&parts.uri, &headers, origin, &route.name).await {
         Ok(caller) => caller,
-        Err(refused) => return *refused,
+        Err(refused) => return after_unread_body(body, *refused).await,
     };
     if !checks::is_json(&headers) {
         return plain(
@@ -426,6 +426,25 @@ fn rate_limited(response: &Envelope) -> Option<u64> {
         .and_then(|d| serde_json::from_str::<Data>(d.get()).ok())
         .map_or(1000, |d| d.retry_after_ms);
     Some(ms.div_ceil(1000).max(1))
+}
+
+/// Most of a refused request's body read (and dropped) so that its connection can carry
+/// the client's next request: a client that is told to authenticate retries at once, often
+/// on the same connection.
+const DRAIN_LIMIT: usize = 64 << 10;
+
+/// `refusal`, after reading and dropping what is left of the request body (up to
+/// [`DRAIN_LIMIT`]). A body left unread would make the server close the connection after
+/// the answer, and a client that already sent its next request on it sees a connection
+/// closed without an answer. A larger body is not read: the answer says `Connection: close`.
+async fn after_unread_body(body: axum::body::Body, mut refusal: Response) -> Response {
+    if to_bytes(body, DRAIN_LIMIT).await.is_err() {
+        refusal.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
+    refusal
 }
 
 /// When the answer refuses the request for scopes the token lacks: which.
