@@ -12,6 +12,7 @@
 //! [`recording_fixture`] starts the fixture server recording every request's headers, so a
 //! test can assert that no client token or cookie ever reached the upstream.
 
+pub mod gateway;
 mod keys;
 
 // Not every test binary names all of these (each includes `support`).
