@@ -189,12 +189,10 @@ impl TokenGate {
             }
             Err(e) if e.is_temporary() => {
                 tracing::warn!(route, reason = %e, "token not checked; request refused");
-                let mut resp = refusal(
+                let mut resp = plain(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    HeaderValue::from_static("Bearer"),
                     "the gateway cannot check access tokens right now; try again shortly",
                 );
-                resp.headers_mut().remove(header::WWW_AUTHENTICATE);
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                 Err(Box::new(resp))
