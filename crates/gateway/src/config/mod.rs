@@ -325,6 +325,9 @@ pub struct EnvConfig {
     pub pass: Vec<String>,
     /// Variables set to fixed values.
     pub set: BTreeMap<String, String>,
+    /// Variables set to secrets read from the gateway's environment or a file when the
+    /// gateway starts (the source, never the value, is in the config).
+    pub secrets: BTreeMap<String, portcullis_auth::upstream::SecretSource>,
 }
 
 /// What a child gets when its config names no `env.pass`: the same short list the official
@@ -337,6 +340,7 @@ impl Default for EnvConfig {
         EnvConfig {
             pass: DEFAULT_ENV_PASS.iter().map(|s| s.to_string()).collect(),
             set: BTreeMap::new(),
+            secrets: BTreeMap::new(),
         }
     }
 }

@@ -74,6 +74,7 @@ pub(crate) const KEYS: &[&str] = &[
     "servers.<name>.env",
     "servers.<name>.env.pass",
     "servers.<name>.env.set",
+    "servers.<name>.env.secrets",
     "servers.<name>.timeout",
     "servers.<name>.instances",
     "servers.<name>.protocol",
@@ -168,11 +169,13 @@ pub(crate) struct RawServer {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "an env table such as { pass = [\"PATH\"], set = { DEBUG = \"1\" } }"
+    expecting = "an env table such as { pass = [\"PATH\"], set = { DEBUG = \"1\" }, secrets = { API_TOKEN = { env = \"MY_TOKEN\" } } }"
 )]
 pub(crate) struct RawEnv {
     pub pass: Option<Vec<Spanned<String>>>,
     pub set: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub secrets:
+        Option<BTreeMap<Spanned<String>, Spanned<portcullis_auth::upstream::SecretSource>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -535,6 +535,28 @@ fn env_config(server: &str, raw: RawEnv, issues: &mut Issues) -> EnvConfig {
             env.set.insert(var.into_inner(), value.into_inner());
         }
     }
+    for (var, source) in raw.secrets.unwrap_or_default() {
+        let name = var.get_ref();
+        if !valid_env_name(name) {
+            issues.at(
+                var.span(),
+                format!(
+                    "invalid environment variable name \"{name}\" in servers.{server}.env.secrets: use letters, digits and '_', not starting with a digit"
+                ),
+            );
+        } else if env.set.contains_key(name) || (explicit_pass && env.pass.contains(name)) {
+            issues.at(
+                var.span(),
+                format!(
+                    "environment variable \"{name}\" is named twice in servers.{server}.env: keep one of pass, set and secrets"
+                ),
+            );
+        } else {
+            // A secret replaces a variable that is only passed by default.
+            env.pass.retain(|p| p != name);
+            env.secrets.insert(var.into_inner(), source.into_inner());
+        }
+    }
     env
 }
 

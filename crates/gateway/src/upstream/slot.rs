@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use portcullis_auth::upstream::UpstreamCredential;
+use portcullis_auth::secret::Secret;
+use portcullis_auth::upstream::{SecretSource, UpstreamCredential};
 use portcullis_egress::{EgressClient, Uri};
 
 use super::conn::{ConnParams, UpstreamListener};
@@ -52,6 +53,7 @@ impl UpstreamSpec {
                     args: args.to_vec(),
                     cwd: s.cwd.clone(),
                     env,
+                    secrets: child_secrets(&s.env.secrets)?,
                 };
                 (Target::Stdio(launch), s.max_backoff)
             }
@@ -101,6 +103,25 @@ fn child_env(
         env.push((k.clone(), v.clone()));
     }
     env
+}
+
+/// `env.secrets`, read now: a missing variable or file stops the gateway at startup, with
+/// an error that names it (never the value).
+fn child_secrets(
+    secrets: &std::collections::BTreeMap<String, SecretSource>,
+) -> Result<Vec<(String, Secret)>, String> {
+    secrets
+        .iter()
+        .map(|(name, source)| {
+            let value = match source {
+                SecretSource::Env(var) => Secret::from_env(var),
+                SecretSource::File(path) => Secret::from_file(path),
+            };
+            value
+                .map(|v| (name.clone(), v))
+                .map_err(|e| format!("env.secrets.{name}: {e}"))
+        })
+        .collect()
 }
 
 enum SlotState {

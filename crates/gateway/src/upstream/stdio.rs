@@ -29,8 +29,10 @@ pub struct StdioLaunch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub cwd: Option<PathBuf>,
-    /// The complete environment of the child: nothing else is inherited.
+    /// The child's environment besides its secrets: nothing else is inherited.
     pub env: Vec<(String, String)>,
+    /// `env.secrets`, read when the gateway started; never printed (`Secret`).
+    pub secrets: Vec<(String, portcullis_auth::secret::Secret)>,
 }
 
 pub struct StdioIo {
@@ -130,6 +132,7 @@ pub(crate) fn spawn(
     cmd.args(&launch.args)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .envs(launch.secrets.iter().map(|(k, v)| (k, v.expose())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -192,3 +192,24 @@ fn check_summarizes_how_callers_are_authenticated() {
         "Auth: OAuth bearer tokens from https://idp.example.com (audience: each route's URL; ES256); sessions bound to their caller, at most 100 each"
     );
 }
+
+#[test]
+fn env_secrets_name_their_source_never_a_value_and_each_name_once() {
+    let c = ok(
+        "[servers.files]\ncommand = [\"x\"]\nenv = { secrets = { HOME = { env = \"FILES_HOME\" }, TOKEN = { file = \"/run/t\" } } }\n",
+    );
+    let crate::config::Upstream::Stdio(s) = &c.servers["files"].upstream else {
+        panic!("a stdio server");
+    };
+    assert_eq!(s.env.secrets.len(), 2);
+    // A secret replaces the default pass-through of the same name.
+    assert!(!s.env.pass.contains(&"HOME".to_owned()), "{:?}", s.env.pass);
+    let e = error(
+        "[servers.files]\ncommand = [\"x\"]\nenv = { set = { T = \"1\" }, secrets = { T = { env = \"X\" } } }\n",
+    );
+    assert!(e.contains("\"T\" is named twice"), "{e}");
+    let errs =
+        errors("[servers.files]\ncommand = [\"x\"]\nenv = { secrets = { T = \"inline\" } }\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("3:"), "{errs:#?}");
+}

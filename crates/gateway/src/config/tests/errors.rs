@@ -23,7 +23,7 @@ fn unknown_nested_key_is_reported_where_it_is() {
     let text = format!("{SERVER}env = {{ pass = [\"PATH\"], sett = {{ A = \"1\" }} }}\n");
     assert_eq!(
         error(&text),
-        "3:26: unknown field `sett`, expected `pass` or `set`"
+        "3:26: unknown field `sett`, expected one of `pass`, `set`, `secrets`"
     );
 }
 

@@ -63,7 +63,7 @@ burst = 20
 [servers.files]
 command = ["files-server", "/srv"]
 cwd = "/srv"
-env = { pass = ["PATH"], set = { DEBUG = "1" } }
+env = { pass = ["PATH"], set = { DEBUG = "1" }, secrets = { API_TOKEN = { env = "FILES_TOKEN" } } }
 timeout = "30s"
 instances = "per-session"
 protocol = "2025-11-25"
@@ -202,7 +202,10 @@ fn paths(prefix: &str, value: &DeValue<'_>, out: &mut BTreeSet<String>) {
                 if !named {
                     out.insert(path.clone());
                 }
-                if !path.ends_with("env.set") && !path.ends_with(".credential") {
+                if !path.ends_with("env.set")
+                    && !path.ends_with("env.secrets")
+                    && !path.ends_with(".credential")
+                {
                     paths(&path, v.get_ref(), out);
                 }
             }
