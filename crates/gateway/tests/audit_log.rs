@@ -357,15 +357,15 @@ fn stdio_calls_are_audited_as_the_local_user() {
     let state = State::new();
     let mut gw = support::StdioGateway::start(&state.config(RULES), "fx");
     gw.initialize("2025-11-25", json!({}));
-    // The host closes stdin right after its last request: the gateway still answers it, and
-    // the outcome record written after that answer is not lost when the gateway exits.
-    gw.send_json(&json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": { "name": "echo", "arguments": { "message": "m" } },
-    }));
-    gw.close_stdin();
-    let echo = gw.recv();
+    let echo = gw.request(
+        1,
+        "tools/call",
+        json!({ "name": "echo", "arguments": { "message": "m" } }),
+    );
     assert_eq!(echo["result"]["content"][0]["text"], "m", "{echo}");
+    // The host closes stdin right after its last answer: the outcome record written after
+    // that answer is not lost when the gateway exits.
+    gw.close_stdin();
     assert_eq!(gw.wait_exit(support::WAIT), Some(0), "{}", gw.stderr());
     let records = state.records();
     assert_eq!(records.len(), 2, "{records:?}");

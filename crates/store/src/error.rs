@@ -50,8 +50,22 @@ pub enum StoreError {
     #[error("invalid audit query: {0}")]
     InvalidQuery(String),
     /// The store was opened read-only.
-    #[error("state store: opened read-only; appends are not possible")]
+    #[error("state store: opened read-only; appends and other writes are not possible")]
     ReadOnly,
+    /// The launch pin is not one the store accepts (the reason names no contents).
+    #[error("invalid launch pin: {0}")]
+    InvalidPin(&'static str),
+    /// The serialized launch pin exceeds the size bound.
+    #[error("launch pin too large: {size} bytes (limit {limit})")]
+    PinTooLarge { size: usize, limit: usize },
+    /// A stored launch pin could not be decoded, or is not the pin of the server it is stored
+    /// under. The caller must treat the server as having no valid pin (refuse to launch it).
+    #[error("the launch pin of server {server:?} could not be decoded ({category} at column {column})")]
+    CorruptPin {
+        server: String,
+        category: &'static str,
+        column: usize,
+    },
     /// The database was written by a newer Portcullis, or is not a Portcullis store.
     #[error("state store: {0}")]
     Schema(String),
@@ -77,6 +91,16 @@ impl StoreError {
     pub(crate) fn corrupt(seq: u64, error: &serde_json::Error) -> StoreError {
         StoreError::Corrupt {
             seq,
+            category: category(error),
+            column: error.column(),
+        }
+    }
+
+    /// [`StoreError::corrupt`] for a launch pin: the server's name (a config key, not a
+    /// secret) and where the problem is, not what was found there.
+    pub(crate) fn corrupt_pin(server: &str, error: &serde_json::Error) -> StoreError {
+        StoreError::CorruptPin {
+            server: server.to_owned(),
             category: category(error),
             column: error.column(),
         }

@@ -2,8 +2,9 @@
 //!
 //! The gateway holds an `Arc<dyn Store>`; the embedded default is [`SqliteStore`], a single
 //! SQLite file (`state = "sqlite:portcullis.db"`); Redis, for replicas sharing state, comes
-//! later behind the same trait. Today the store holds the hash-chained audit log; pins,
-//! approvals and tokens arrive as later schema migrations ([`SCHEMA_VERSION`]).
+//! later behind the same trait. The store holds the hash-chained audit log and the launch
+//! pins of local servers ([`LaunchPin`]); approvals and tokens arrive as later schema
+//! migrations ([`SCHEMA_VERSION`]).
 //!
 //! Modules, one idea each:
 //! - `record`: what an audit record is, stored records, queries, bounds;
@@ -13,6 +14,7 @@
 //! - `writer`: the single writer thread and its group commit;
 //! - `query`, `verify`: reading the log back, and checking it;
 //! - `mirror`: the optional JSON-lines copy;
+//! - `pin`: launch pins (`portcullis trust`), what they hold and how they are stored;
 //! - `sqlite`: [`SqliteStore`], tying these together.
 //!
 //! Where the store lives (`gateway.state`) is read by the gateway's config, not here.
@@ -20,6 +22,7 @@
 mod chain;
 mod error;
 mod mirror;
+mod pin;
 mod query;
 mod record;
 mod schema;
@@ -30,6 +33,7 @@ mod writer;
 pub use chain::{GENESIS_HASH, link_hash};
 pub use error::StoreError;
 pub use mirror::AuditMirror;
+pub use pin::{LaunchPin, MAX_PIN_BYTES};
 pub use record::{AuditQuery, AuditRecord, MAX_QUERY_LIMIT, MAX_RECORD_BYTES, StoredRecord};
 pub use schema::{Durability, SCHEMA_VERSION};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -72,4 +76,20 @@ pub trait Store: Send + Sync {
     /// Walks the whole chain and reports the first bad record, if any. Blocking, and linear in
     /// the size of the log.
     fn verify_audit(&self) -> Result<VerifyOutcome, StoreError>;
+
+    /// Stores `pin` as the launch pin of `pin.server`, replacing any earlier one, and returns
+    /// once it is committed. Blocking: from async code, call it in `spawn_blocking`. A store
+    /// opened read-only refuses with [`StoreError::ReadOnly`].
+    fn put_pin(&self, pin: &LaunchPin) -> Result<(), StoreError>;
+
+    /// The launch pin of `server`, if it has one. Blocking. A pin that cannot be decoded is
+    /// an error ([`StoreError::CorruptPin`]), never `None`: the caller refuses the launch.
+    fn get_pin(&self, server: &str) -> Result<Option<LaunchPin>, StoreError>;
+
+    /// Removes the launch pin of `server`; `true` if there was one. Blocking. A store opened
+    /// read-only refuses with [`StoreError::ReadOnly`].
+    fn remove_pin(&self, server: &str) -> Result<bool, StoreError>;
+
+    /// Every launch pin, ordered by server name. Blocking.
+    fn list_pins(&self) -> Result<Vec<LaunchPin>, StoreError>;
 }

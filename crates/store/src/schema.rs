@@ -2,8 +2,8 @@
 //!
 //! The schema version lives in `meta` (`schema_version`). Migrations are an ordered list; a
 //! database at version `n` gets migrations `n+1 ..` in one transaction when the store opens it
-//! for writing. Later issues append migrations (pins, approvals, tokens); they never edit an
-//! existing one.
+//! for writing. Later issues append migrations (pins came as 3; approvals and tokens follow);
+//! they never edit an existing one.
 
 use crate::error::StoreError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -34,6 +34,12 @@ const MIGRATIONS: &[&str] = &[
     // indexed.
     "DROP INDEX audit_server;
     DROP INDEX audit_decision;",
+    // 3: launch pins (`portcullis trust`), one per server. `body` is the pin's canonical JSON;
+    // the CHECK keeps a row from holding another server's pin.
+    "CREATE TABLE pins (
+        server TEXT PRIMARY KEY,
+        body   TEXT NOT NULL CHECK (json_valid(body) AND json_extract(body, '$.server') IS server)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes and reads.
@@ -73,14 +79,36 @@ pub(crate) fn open_writer(
             "the database refuses WAL mode (journal_mode is {mode})"
         )));
     }
-    let synchronous = match durability {
-        Durability::Normal => "NORMAL",
-        Durability::Full => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)
+    conn.pragma_update(None, "synchronous", synchronous(durability))
         .map_err(StoreError::sqlite("set synchronous"))?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// A short-lived write connection for state other than the audit log (pins), next to the
+/// writer thread's: WAL and `busy_timeout` let it wait for the writer's `BEGIN IMMEDIATE`
+/// transactions instead of failing. The file must exist and be migrated already (the store's
+/// `open` did both), so this neither creates nor migrates.
+pub(crate) fn open_state_writer(
+    path: &Path,
+    durability: Durability,
+    busy_timeout: Duration,
+) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(StoreError::sqlite("open"))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(StoreError::sqlite("set busy_timeout"))?;
+    conn.pragma_update(None, "synchronous", synchronous(durability))
+        .map_err(StoreError::sqlite("set synchronous"))?;
+    check_current(&conn)?;
+    Ok(conn)
+}
+
+fn synchronous(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    }
 }
 
 /// A connection for reading (queries, verify). WAL lets it read while the writer writes.

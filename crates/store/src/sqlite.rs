@@ -3,9 +3,10 @@
 use crate::chain::encode_record;
 use crate::error::StoreError;
 use crate::mirror::AuditMirror;
+use crate::pin::{self, LaunchPin, encode_pin};
 use crate::query::query;
 use crate::record::{AuditQuery, AuditRecord, StoredRecord};
-use crate::schema::{Durability, check_current, open_reader, open_writer};
+use crate::schema::{Durability, check_current, open_reader, open_state_writer, open_writer};
 use crate::verify::{VerifyOutcome, verify};
 use crate::writer::{self, Job};
 use crate::{BoxFuture, Store};
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     writer: Option<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     busy_timeout: Duration,
+    /// For the short-lived connections that write pins.
+    durability: Durability,
     /// Transactions the writer committed (for tests and metrics).
     commits: Arc<AtomicU64>,
 }
@@ -77,12 +80,14 @@ impl SqliteStore {
             writer: Some(sender),
             readers: Mutex::new(Vec::new()),
             busy_timeout: options.busy_timeout,
+            durability: options.durability,
             commits,
         }))
     }
 
     /// Opens an existing store for reading only (`portcullis audit …` next to a running
-    /// gateway): queries and verify work, appends return [`StoreError::ReadOnly`].
+    /// gateway): queries, verify and reading pins work; appends and pin writes return
+    /// [`StoreError::ReadOnly`].
     pub fn open_read_only(path: &Path) -> Result<Arc<Self>, StoreError> {
         std::fs::metadata(path).map_err(StoreError::io("open the database file"))?;
         let busy_timeout = SqliteOptions::default().busy_timeout;
@@ -93,6 +98,7 @@ impl SqliteStore {
             writer: None,
             readers: Mutex::new(vec![conn]),
             busy_timeout,
+            durability: Durability::default(),
             commits: Arc::new(AtomicU64::new(0)),
         }))
     }
@@ -125,6 +131,20 @@ impl SqliteStore {
             pool.push(conn);
         }
         result
+    }
+
+    /// Runs `f` on a fresh write connection, for state outside the audit chain (pins). A
+    /// connection per write keeps the writer thread the audit log's alone; pin writes are
+    /// rare (`portcullis trust`), so opening one costs nothing that matters.
+    fn write_state<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.writer.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut conn = open_state_writer(&self.path, self.durability, self.busy_timeout)?;
+        f(&mut conn)
     }
 }
 
@@ -181,6 +201,26 @@ impl Store for SqliteStore {
 
     fn verify_audit(&self) -> Result<VerifyOutcome, StoreError> {
         self.read(verify)
+    }
+
+    fn put_pin(&self, launch_pin: &LaunchPin) -> Result<(), StoreError> {
+        if self.writer.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        let body = encode_pin(launch_pin)?;
+        self.write_state(|conn| pin::put(conn, &launch_pin.server, &body))
+    }
+
+    fn get_pin(&self, server: &str) -> Result<Option<LaunchPin>, StoreError> {
+        self.read(|conn| pin::get(conn, server))
+    }
+
+    fn remove_pin(&self, server: &str) -> Result<bool, StoreError> {
+        self.write_state(|conn| pin::remove(conn, server))
+    }
+
+    fn list_pins(&self) -> Result<Vec<LaunchPin>, StoreError> {
+        self.read(pin::list)
     }
 }
 
