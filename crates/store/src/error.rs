@@ -60,7 +60,9 @@ pub enum StoreError {
     PinTooLarge { size: usize, limit: usize },
     /// A stored launch pin could not be decoded, or is not the pin of the server it is stored
     /// under. The caller must treat the server as having no valid pin (refuse to launch it).
-    #[error("the launch pin of server {server:?} could not be decoded ({category} at column {column})")]
+    #[error(
+        "the launch pin of server {server:?} could not be decoded ({category} at column {column})"
+    )]
     CorruptPin {
         server: String,
         category: &'static str,

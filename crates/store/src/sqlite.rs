@@ -204,9 +204,6 @@ impl Store for SqliteStore {
     }
 
     fn put_pin(&self, launch_pin: &LaunchPin) -> Result<(), StoreError> {
-        if self.writer.is_none() {
-            return Err(StoreError::ReadOnly);
-        }
         let body = encode_pin(launch_pin)?;
         self.write_state(|conn| pin::put(conn, &launch_pin.server, &body))
     }

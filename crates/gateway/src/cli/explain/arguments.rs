@@ -16,7 +16,7 @@ use portcullis_gateway::upstream::handshake::Era;
 use portcullis_guard::{Invalid, ResourceIndex, check_prompt_arguments};
 use portcullis_policy::Kind;
 use portcullis_store::{
-    AuditQuery, AuditRecord, BoxFuture, GENESIS_HASH, Store, StoreError, StoredRecord,
+    AuditQuery, AuditRecord, BoxFuture, GENESIS_HASH, LaunchPin, Store, StoreError, StoredRecord,
     VerifyOutcome,
 };
 use serde_json::{Map, Value, json};
@@ -298,6 +298,22 @@ impl Store for NoAudit {
             records: 0,
             head: GENESIS_HASH.to_owned(),
         })
+    }
+
+    fn put_pin(&self, _: &LaunchPin) -> Result<(), StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    fn get_pin(&self, _: &str) -> Result<Option<LaunchPin>, StoreError> {
+        Ok(None)
+    }
+
+    fn remove_pin(&self, _: &str) -> Result<bool, StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    fn list_pins(&self) -> Result<Vec<LaunchPin>, StoreError> {
+        Ok(Vec::new())
     }
 }
 
