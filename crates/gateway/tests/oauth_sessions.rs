@@ -126,27 +126,7 @@ async fn the_python_sdk_discovers_the_gateway_authorizes_and_steps_up() {
         { "step": "echo", "tool": "echo", "args": { "message": "through oauth" } },
         { "step": "add", "tool": "add", "args": { "a": 2, "b": 3 } },
     ]);
-    let target = support::PeerTarget::Url(s.resource());
-    let issuer = s.auth.issuer().to_owned();
-    let summary = tokio::task::spawn_blocking(move || {
-        support::PeerSummary(support::run_python_client(
-            "calls",
-            "legacy",
-            &target,
-            &[
-                "--calls",
-                &calls.to_string(),
-                "--oauth-client-id",
-                ALICE.0,
-                "--oauth-client-secret",
-                ALICE.1,
-                "--oauth-issuer",
-                &issuer,
-            ],
-        ))
-    })
-    .await
-    .expect("python client");
+    let summary = s.python_client(ALICE, "legacy", calls).await;
     let names: Vec<&str> = summary.ok("list")["tools"]
         .as_array()
         .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
@@ -233,27 +213,7 @@ async fn the_python_sdk_authorizes_and_steps_up_over_the_stateless_protocol() {
         { "step": "echo", "tool": "echo", "args": { "message": "stateless" } },
         { "step": "add", "tool": "add", "args": { "a": 2, "b": 3 } },
     ]);
-    let target = support::PeerTarget::Url(s.resource());
-    let issuer = s.auth.issuer().to_owned();
-    let summary = tokio::task::spawn_blocking(move || {
-        support::PeerSummary(support::run_python_client(
-            "calls",
-            "2026-07-28",
-            &target,
-            &[
-                "--calls",
-                &calls.to_string(),
-                "--oauth-client-id",
-                ALICE.0,
-                "--oauth-client-secret",
-                ALICE.1,
-                "--oauth-issuer",
-                &issuer,
-            ],
-        ))
-    })
-    .await
-    .expect("python client");
+    let summary = s.python_client(ALICE, "2026-07-28", calls).await;
     assert_eq!(
         summary.ok("echo")["content"][0]["text"],
         "stateless",

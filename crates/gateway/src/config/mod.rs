@@ -19,6 +19,7 @@ mod render;
 mod rule_parts;
 mod rules;
 mod sections;
+mod servers;
 mod tls;
 mod units;
 mod validate;

@@ -27,13 +27,14 @@ use portcullis_auth::resource::{
     TokenValidator, VerifiedToken, challenge, metadata_url, parse_bearer, token_in_query,
 };
 use portcullis_auth::secret::Secret;
+use portcullis_auth::upstream::CredentialSpec;
 use portcullis_egress::EgressClient;
 use portcullis_policy::Principal;
 use serde_json::Value;
 
 use super::forwarded::{ClientOrigin, external_base_url};
 use super::{SharedState, plain};
-use crate::config::{AuthConfig, GatewayConfig};
+use crate::config::{AuthConfig, GatewayConfig, Upstream};
 use crate::gateway::Gateway;
 
 /// The front door's token check, built once from `[auth]`.
@@ -41,6 +42,9 @@ pub struct TokenGate {
     config: AuthConfig,
     validator: TokenValidator,
     gateway: GatewayConfig,
+    /// Some upstream exchanges the caller's token (RFC 8693): only then is a request's
+    /// token kept past its check.
+    keeps_tokens: bool,
 }
 
 /// A request's authenticated caller, and what a step-up challenge needs to know.
@@ -81,11 +85,17 @@ impl StepUp {
 }
 
 impl TokenGate {
-    pub fn new(config: AuthConfig, validator: TokenValidator, gateway: GatewayConfig) -> Self {
+    pub fn new(
+        config: AuthConfig,
+        validator: TokenValidator,
+        gateway: GatewayConfig,
+        keeps_tokens: bool,
+    ) -> Self {
         TokenGate {
             config,
             validator,
             gateway,
+            keeps_tokens,
         }
     }
 
@@ -183,7 +193,9 @@ impl TokenGate {
                 };
                 Ok(Caller {
                     principal: Arc::new(self.principal(verified)),
-                    token: Some(Arc::new(Secret::new(token.expose().to_owned()))),
+                    token: self
+                        .keeps_tokens
+                        .then(|| Arc::new(Secret::new(token.expose().to_owned()))),
                     step_up: Some(step_up),
                 })
             }
@@ -315,10 +327,17 @@ pub async fn gate(gateway: &Gateway) -> anyhow::Result<Option<TokenGate>> {
         return Ok(None);
     };
     let validator = validator_for(cfg, gateway.egress.clone())?;
+    let keeps_tokens = gateway.config.servers.values().any(|s| {
+        matches!(
+            &s.upstream,
+            Upstream::Http(h) if matches!(h.credential, Some(CredentialSpec::TokenExchange(_)))
+        )
+    });
     Ok(Some(TokenGate::new(
         cfg.clone(),
         validator,
         gateway.config.gateway.clone(),
+        keeps_tokens,
     )))
 }
 

@@ -53,6 +53,8 @@ pub struct HttpState {
     pub sessions: Sessions,
     /// The token check; `None` without `[auth]` (every caller is anonymous).
     pub auth: Option<auth::TokenGate>,
+    /// The caller of every request without `[auth]`, made once.
+    anonymous: Arc<portcullis_policy::Principal>,
 }
 
 impl HttpState {
@@ -68,7 +70,7 @@ impl HttpState {
         match &self.auth {
             Some(gate) => gate.authenticate(uri, headers, origin, route).await,
             None => Ok(auth::Caller {
-                principal: Arc::new(portcullis_policy::Principal::anonymous()),
+                principal: self.anonymous.clone(),
                 token: None,
                 step_up: None,
             }),
@@ -95,6 +97,7 @@ pub fn router(gateway: Arc<Gateway>, auth: Option<auth::TokenGate>) -> (Router, 
         sessions: Sessions::new(cfg.max_sessions),
         gateway: gateway.clone(),
         auth,
+        anonymous: Arc::new(portcullis_policy::Principal::anonymous()),
     });
     let router = Router::new()
         .route(

@@ -45,34 +45,11 @@ pub async fn handle(
 ) -> Response {
     // Taken apart rather than extracted separately: the header map is borrowed, not copied.
     let (parts, body) = request.into_parts();
+    let (route, caller) = match before_body(&st, &route, &parts).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return after_unread_body(body, refused).await,
+    };
     let headers = parts.headers;
-    if let Err((status, why)) = st.hosts.check(&headers) {
-        return plain(status, why);
-    }
-    let Some(route) = st.gateway.route(&route) else {
-        return plain(StatusCode::NOT_FOUND, "no such MCP endpoint");
-    };
-    // Before the body is read: an unauthenticated client cannot make the gateway buffer
-    // megabytes.
-    let origin = ClientOrigin::of(&parts.extensions);
-    let caller = match st.caller(&parts.uri, &headers, origin, &route.name).await {
-        Ok(caller) => caller,
-        Err(refused) => return after_unread_body(body, *refused).await,
-    };
-    if !checks::is_json(&headers) {
-        return plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
-        );
-    }
-    if !checks::accepts(&headers, "application/json")
-        || !checks::accepts(&headers, "text/event-stream")
-    {
-        return plain(
-            StatusCode::NOT_ACCEPTABLE,
-            "Accept must include application/json and text/event-stream",
-        );
-    }
     let max = st.gateway.config.gateway.max_message_bytes;
     let Ok(bytes) = to_bytes(body, max).await else {
         let err = IngressError::TooLarge {
@@ -426,6 +403,43 @@ fn rate_limited(response: &Envelope) -> Option<u64> {
         .and_then(|d| serde_json::from_str::<Data>(d.get()).ok())
         .map_or(1000, |d| d.retry_after_ms);
     Some(ms.div_ceil(1000).max(1))
+}
+
+/// The checks made before a request's body is read, in order: Host and Origin, the route,
+/// the caller's token (an unauthenticated client cannot make the gateway buffer megabytes),
+/// Content-Type, Accept.
+async fn before_body(
+    st: &SharedState,
+    route: &str,
+    parts: &axum::http::request::Parts,
+) -> Result<(Arc<Route>, Caller), Response> {
+    let headers = &parts.headers;
+    if let Err((status, why)) = st.hosts.check(headers) {
+        return Err(plain(status, why));
+    }
+    let Some(route) = st.gateway.route(route) else {
+        return Err(plain(StatusCode::NOT_FOUND, "no such MCP endpoint"));
+    };
+    let origin = ClientOrigin::of(&parts.extensions);
+    let caller = st
+        .caller(&parts.uri, headers, origin, &route.name)
+        .await
+        .map_err(|refused| *refused)?;
+    if !checks::is_json(headers) {
+        return Err(plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ));
+    }
+    if !checks::accepts(headers, "application/json")
+        || !checks::accepts(headers, "text/event-stream")
+    {
+        return Err(plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "Accept must include application/json and text/event-stream",
+        ));
+    }
+    Ok((route, caller))
 }
 
 /// Most of a refused request's body read (and dropped) so that its connection can carry

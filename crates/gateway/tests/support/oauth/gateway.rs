@@ -6,7 +6,9 @@ use std::net::TcpListener;
 use serde_json::{Value, json};
 
 use super::{AuthServer, AuthServerConfig, HeaderLog, MintHeader, OAuthClient, ResourceServer};
-use crate::support::{FixtureHttp, Gateway, HttpAnswer, RawHttp};
+use crate::support::{
+    FixtureHttp, Gateway, HttpAnswer, PeerSummary, PeerTarget, RawHttp, run_python_client,
+};
 
 /// The upstream's own credential (what `servers.fx.credential` names), never the client's.
 pub const UPSTREAM_TOKEN: &str = "fx-upstream-credential-7d1e";
@@ -170,6 +172,34 @@ effect = "allow"
             }
         }
         self.auth.mint(claims, header)
+    }
+
+    /// The official Python SDK client, authenticating as `who` with its client-credentials
+    /// provider (told only the route's URL, the issuer and its own id and secret), making
+    /// `calls` in protocol `mode`.
+    pub async fn python_client(&self, who: (&str, &str), mode: &str, calls: Value) -> PeerSummary {
+        let target = PeerTarget::Url(self.resource());
+        let (id, secret) = (who.0.to_owned(), who.1.to_owned());
+        let (issuer, mode) = (self.auth.issuer().to_owned(), mode.to_owned());
+        tokio::task::spawn_blocking(move || {
+            PeerSummary(run_python_client(
+                "calls",
+                &mode,
+                &target,
+                &[
+                    "--calls",
+                    &calls.to_string(),
+                    "--oauth-client-id",
+                    &id,
+                    "--oauth-client-secret",
+                    &secret,
+                    "--oauth-issuer",
+                    &issuer,
+                ],
+            ))
+        })
+        .await
+        .expect("the python client ran")
     }
 
     pub fn client(&self) -> RawHttp {
