@@ -8,6 +8,7 @@ use crate::http_client::Refusal;
 use crate::jwt::{AlgFigures, JwtValidation};
 use crate::measure::CpuPerCall;
 use crate::report::{Results, added_p50, cpu_bound_ratio, ratio};
+use crate::report_sandbox::{calls_json, gateway_start_json, spawn_json};
 use crate::scenarios::{Comparison, Side};
 use crate::stats::{Latency, Throughput};
 
@@ -38,6 +39,7 @@ impl Results {
                 "audit_records": s.audit_records,
                 "audit_single": s.audit_single,
                 "jwt_validations": s.jwt_validations,
+                "spawn_runs": s.spawn_runs,
                 "timeout_ms": s.timeout.as_millis() as u64,
             },
             "stdio": self.stdio.as_ref().map(comparison_json),
@@ -78,13 +80,16 @@ impl Results {
                 "stdio": full_json(&f.stdio),
                 "http": full_json(&f.http),
             })),
+            "spawn": self.spawn.as_ref().map(spawn_json),
+            "gateway_start": self.gateway_start.as_ref().map(gateway_start_json),
+            "sandbox_calls": self.sandbox_calls.as_ref().map(calls_json),
             "targets": checks,
             "all_pass": self.all_pass(),
         })
     }
 }
 
-fn side_json(side: &Side) -> Value {
+pub(crate) fn side_json(side: &Side) -> Value {
     json!({
         "answers": side.answers,
         "cpu_per_call_us": {

@@ -13,12 +13,16 @@
 //!   the in-process authorization server of [`auth_server`].
 //! - [`http_auth`]: HTTP again, beside a gateway with `[auth]` on.
 //! - [`full`]: stdio and HTTP again, beside a gateway with everything switched on.
-//! - [`report`]: the table and the targets; [`json`]: the same as JSON.
+//! - [`spawn`], [`cgroup_join`], [`sandbox_gateway`]: a stdio server's start, sandboxed and
+//!   not, in process (and what joining a pids cgroup costs) and through the gateway; and
+//!   stdio calls to a sandboxed server (opt-in parts).
+//! - [`report`], [`report_sandbox`]: the tables and the targets; [`json`]: the same as JSON.
 //!
 //! See `crates/bench/README.md`.
 
 mod audit;
 mod auth_server;
+mod cgroup_join;
 mod decide;
 mod full;
 mod http_auth;
@@ -29,8 +33,11 @@ mod measure;
 mod procs;
 mod protocol;
 mod report;
+mod report_sandbox;
 mod report_three_way;
+mod sandbox_gateway;
 mod scenarios;
+mod spawn;
 mod stats;
 mod stdio_client;
 mod validate;
@@ -65,7 +72,8 @@ struct Cli {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Only these measurements (repeat or comma-separate).
+    /// Only these measurements (repeat or comma-separate). `spawn` and `sandbox-calls` run
+    /// only when named here.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
     /// Sequential calls measured at concurrency 1 [default: 2000; quick: 200].
@@ -101,6 +109,9 @@ struct Cli {
     /// Timed JWT validations per algorithm [default: 100000; quick: 5000].
     #[arg(long)]
     jwt_validations: Option<usize>,
+    /// Timed starts of each way in the `spawn` part, at most 1000 [default: 30; quick: 10].
+    #[arg(long)]
+    spawn_runs: Option<usize>,
     /// Longest wait for any one answer, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -124,6 +135,18 @@ enum Part {
     Jwt,
     Audit,
     Full,
+    /// Spawn-to-ready of the fixture, sandboxed and not, in process and through the gateway.
+    Spawn,
+    /// stdio calls through the gateway, its server sandboxed and with `sandbox = "off"`.
+    SandboxCalls,
+}
+
+impl Part {
+    /// Parts that run only when `--only` names them: they measure the sandbox, not the
+    /// gateway's per-call path, and the default run stays as long as it was.
+    fn opt_in(self) -> bool {
+        matches!(self, Part::Spawn | Part::SandboxCalls)
+    }
 }
 
 impl Cli {
@@ -143,12 +166,17 @@ impl Cli {
             audit_records: pick(self.audit_records, 100_000, 10_000),
             audit_single: pick(self.audit_single, 2_000, 200).max(1),
             jwt_validations: pick(self.jwt_validations, 100_000, 5_000).max(1),
+            spawn_runs: pick(self.spawn_runs, 30, 10).clamp(1, spawn::MAX_RUNS),
             timeout: Duration::from_millis(self.timeout_ms.max(1)),
         }
     }
 
     fn runs(&self, part: Part) -> bool {
-        self.only.is_empty() || self.only.contains(&part)
+        if self.only.is_empty() {
+            !part.opt_in()
+        } else {
+            self.only.contains(&part)
+        }
     }
 }
 
@@ -189,6 +217,8 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
         Part::HttpAuth,
         Part::Memory,
         Part::Full,
+        Part::Spawn,
+        Part::SandboxCalls,
     ]
     .into_iter()
     .any(|p| cli.runs(p));
@@ -301,6 +331,38 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
     } else {
         None
     };
+    let spawn = if cli.runs(Part::Spawn) {
+        progress(&format!(
+            "spawn: the fixture started {} times each way, then the gateway {} times sandboxed and not",
+            settings.spawn_runs, settings.spawn_runs
+        ));
+        Some(
+            spawn::run(&env, &settings)
+                .await
+                .context("spawn to ready")?,
+        )
+    } else {
+        None
+    };
+    let gateway_start = if cli.runs(Part::Spawn) {
+        Some(
+            sandbox_gateway::start(&env, &settings)
+                .await
+                .context("gateway start, sandbox off and on")?,
+        )
+    } else {
+        None
+    };
+    let sandbox_calls = if cli.runs(Part::SandboxCalls) {
+        progress("sandbox calls: direct, gateway with sandbox off, gateway sandboxed");
+        Some(
+            sandbox_gateway::calls(&env, &settings)
+                .await
+                .context("stdio calls, sandbox off and on")?,
+        )
+    } else {
+        None
+    };
     Ok(Results {
         cpus: std::thread::available_parallelism().map_or(0, usize::from),
         cpu_model: cpu_model(),
@@ -314,6 +376,9 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
         jwt,
         audit,
         full,
+        spawn,
+        gateway_start,
+        sandbox_calls,
     })
 }
 

@@ -67,6 +67,20 @@ impl Proc {
         })
     }
 
+    /// Takes charge of a child the caller started itself (in a process group of its own,
+    /// `kill_on_drop` set), e.g. one a sandbox was installed on.
+    pub fn adopt(name: &str, child: Child) -> anyhow::Result<Proc> {
+        let pid = child
+            .id()
+            .with_context(|| format!("{name} exited before it could be measured"))?;
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+            pid,
+            reaped: false,
+        })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -187,6 +201,20 @@ pub fn children(pid: u32) -> Vec<u32> {
                 == Some(pid)
         })
         .collect()
+}
+
+/// `pid`'s children, their children and so on, parents first (a sandboxed server is the
+/// child of its sandbox's keeper process, itself the gateway's child).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = children(pid);
+    let mut i = 0;
+    // Bounded: a process tree deeper or wider than this is not one the benchmark started.
+    while i < out.len() && out.len() < 1024 {
+        let next = children(out[i]);
+        out.extend(next);
+        i += 1;
+    }
+    out
 }
 
 /// The fields after the command name, which may itself hold spaces and parentheses.

@@ -7,8 +7,11 @@ use crate::decide::Decisions;
 use crate::full::Full;
 use crate::http_auth::HttpAuth;
 use crate::jwt::JwtValidation;
+use crate::report_sandbox::{calls_table, gateway_start_table, spawn_checks, spawn_table};
 use crate::report_three_way::{full_table, http_auth_table};
+use crate::sandbox_gateway::{GatewayStart, SandboxCalls};
 use crate::scenarios::{Comparison, Memory, Settings, Side};
+use crate::spawn::SpawnToReady;
 use crate::validate::Validation;
 
 /// Added p50 latency per call over stdio, at concurrency 1, in µs.
@@ -44,6 +47,9 @@ pub struct Results {
     pub jwt: Option<JwtValidation>,
     pub audit: Option<AuditWrites>,
     pub full: Option<Full>,
+    pub spawn: Option<SpawnToReady>,
+    pub gateway_start: Option<GatewayStart>,
+    pub sandbox_calls: Option<SandboxCalls>,
 }
 
 /// One target and whether the run met it.
@@ -161,6 +167,9 @@ impl Results {
                 at_most: false,
             });
         }
+        if let Some(s) = &self.spawn {
+            out.extend(spawn_checks(s));
+        }
         out
     }
 
@@ -246,6 +255,15 @@ impl Results {
         self.in_process_table(&mut out, &checks);
         if let Some(f) = &self.full {
             full_table(&mut out, f);
+        }
+        if let Some(s) = &self.spawn {
+            spawn_table(&mut out, s, &checks);
+        }
+        if let Some(g) = &self.gateway_start {
+            gateway_start_table(&mut out, g);
+        }
+        if let Some(c) = &self.sandbox_calls {
+            calls_table(&mut out, c);
         }
         let passed = checks.iter().filter(|c| c.pass()).count();
         if checks.is_empty() {
@@ -468,11 +486,11 @@ pub(crate) fn cpu_bound_ratio(c: &Comparison) -> f64 {
     }
 }
 
-fn info(out: &mut String, label: &str, cells: [&str; 3]) {
+pub(crate) fn info(out: &mut String, label: &str, cells: [&str; 3]) {
     row(out, label, cells, None, |_| String::new());
 }
 
-fn row(
+pub(crate) fn row(
     out: &mut String,
     label: &str,
     cells: [&str; 3],

@@ -113,7 +113,7 @@ fn full_transport_rows(out: &mut String, t: &FullTransport) {
 
 /// Latency, throughput and the gateways' CPU for direct (`d`), the plain gateway (`g`) and
 /// the third side (`a`), with the third's differences from the first two.
-fn three_way_rows(out: &mut String, [d, g, a]: [&Side; 3]) {
+pub(crate) fn three_way_rows(out: &mut String, [d, g, a]: [&Side; 3]) {
     for (label, pick) in [
         ("c=1 p50", (|s: &Side| s.latency.p50_us) as fn(&Side) -> f64),
         ("c=1 p99", |s: &Side| s.latency.p99_us),
@@ -175,7 +175,7 @@ fn three_way_rows(out: &mut String, [d, g, a]: [&Side; 3]) {
     );
 }
 
-fn full_row(out: &mut String, label: &str, cells: [&str; 5]) {
+pub(crate) fn full_row(out: &mut String, label: &str, cells: [&str; 5]) {
     let line = format!(
         "  {label:<22}{:>12}{:>12}{:>12}{:>18}{:>18}",
         cells[0], cells[1], cells[2], cells[3], cells[4]

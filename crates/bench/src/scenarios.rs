@@ -37,6 +37,8 @@ pub struct Settings {
     pub audit_single: usize,
     /// Timed JWT validations per algorithm.
     pub jwt_validations: usize,
+    /// Timed starts of each way in the spawn part.
+    pub spawn_runs: usize,
     /// Bound on every single wait for an answer.
     pub timeout: Duration,
 }
@@ -48,11 +50,11 @@ pub struct Env {
 }
 
 impl Env {
-    fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
-    fn write(&self, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    pub(crate) fn write(&self, name: &str, text: &str) -> anyhow::Result<PathBuf> {
         let path = self.file(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(path)
@@ -124,10 +126,15 @@ pub(crate) fn state_line(env_dir: &Path, tag: &str) -> String {
 }
 
 fn stdio_config(state: &str) -> String {
+    stdio_config_with(state, "")
+}
+
+/// The stdio config with more keys of `[servers.demo]` (e.g. its `sandbox`), one a line.
+pub(crate) fn stdio_config_with(state: &str, server_keys: &str) -> String {
     format!(
         "# Written by portcullis-bench: the fixture over stdio behind the gateway.\n\
          [gateway]\n{state}\n\n\
-         [servers.demo]\ncommand = [\"portcullis\", \"fixture\", \"stdio\"]\n{RULES}"
+         [servers.demo]\ncommand = [\"portcullis\", \"fixture\", \"stdio\"]\n{server_keys}{RULES}"
     )
 }
 
@@ -188,9 +195,10 @@ pub async fn stdio_sides(
         gateway: None,
     }];
     for (client, proc) in clients.iter_mut().zip(&procs) {
-        // The gateway starts its own fixture child during the handshake.
+        // The gateway starts its own fixture child during the handshake (a sandboxed one
+        // is the grandchild, under the sandbox's keeper).
         let mut servers = vec![proc.pid()];
-        servers.extend(procs::children(proc.pid()));
+        servers.extend(procs::descendants(proc.pid()));
         contestants.push(Contestant {
             target: client,
             servers,
@@ -210,7 +218,7 @@ pub async fn stdio_sides(
         .collect())
 }
 
-async fn stdio_client(proc: &mut Proc, s: &Settings) -> anyhow::Result<StdioClient> {
+pub(crate) async fn stdio_client(proc: &mut Proc, s: &Settings) -> anyhow::Result<StdioClient> {
     let (stdin, stdout) = (proc.stdin()?, proc.stdout()?);
     let mut client = StdioClient::new(proc.name(), stdin, stdout, s.timeout);
     client.handshake().await?;
@@ -445,7 +453,7 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
 
-fn path_str(path: &Path) -> anyhow::Result<&str> {
+pub(crate) fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .with_context(|| format!("{} is not valid UTF-8", path.display()))
 }

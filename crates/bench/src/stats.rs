@@ -74,6 +74,31 @@ impl Throughput {
     }
 }
 
+/// Summary of a few dozen timed runs of something slow (a process start): the median, the
+/// 95th percentile and the extremes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spread {
+    pub runs: usize,
+    pub p50_us: f64,
+    pub p95_us: f64,
+    pub min_us: f64,
+    pub max_us: f64,
+}
+
+impl Spread {
+    /// Summarizes `samples`. Empty input gives zeros.
+    pub fn from_samples(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        Spread {
+            runs: samples.len(),
+            p50_us: percentile(&samples, 50.0),
+            p95_us: percentile(&samples, 95.0),
+            min_us: samples.first().copied().map_or(0.0, micros),
+            max_us: samples.last().copied().map_or(0.0, micros),
+        }
+    }
+}
+
 /// Nearest-rank percentile of sorted samples, in microseconds.
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -100,6 +125,17 @@ mod tests {
         assert!((percentile(&samples, 100.0) - 100.0).abs() < 1e-6);
         assert!((percentile(&[Duration::from_micros(7)], 99.0) - 7.0).abs() < 1e-6);
         assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn spread_of_thirty_runs() {
+        let samples: Vec<Duration> = (1..=30).rev().map(Duration::from_millis).collect();
+        let s = Spread::from_samples(samples);
+        assert_eq!(s.runs, 30);
+        assert!((s.p50_us - 15_000.0).abs() < 1e-6);
+        assert!((s.p95_us - 29_000.0).abs() < 1e-6);
+        assert!((s.min_us - 1_000.0).abs() < 1e-6 && (s.max_us - 30_000.0).abs() < 1e-6);
+        assert_eq!(Spread::from_samples(Vec::new()).p95_us, 0.0);
     }
 
     #[test]

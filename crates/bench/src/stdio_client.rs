@@ -43,13 +43,7 @@ impl StdioClient {
 
     /// `initialize`, `notifications/initialized`, then `tools/list`.
     pub async fn handshake(&mut self) -> anyhow::Result<()> {
-        let id = self.next_id();
-        self.write(&protocol::initialize(id)).await?;
-        self.flush().await?;
-        self.wait_for(id)
-            .await?
-            .check_success()
-            .with_context(|| format!("{}: initialize", self.name))?;
+        self.initialize().await?;
         self.write(&protocol::initialized()).await?;
         let id = self.next_id();
         self.write(&protocol::list_tools(id)).await?;
@@ -58,6 +52,17 @@ impl StdioClient {
             .await?
             .check_success()
             .with_context(|| format!("{}: tools/list", self.name))
+    }
+
+    /// `initialize`, until its answer: the moment a server is ready to be used.
+    pub async fn initialize(&mut self) -> anyhow::Result<()> {
+        let id = self.next_id();
+        self.write(&protocol::initialize(id)).await?;
+        self.flush().await?;
+        self.wait_for(id)
+            .await?
+            .check_success()
+            .with_context(|| format!("{}: initialize", self.name))
     }
 
     /// `calls` sequential `echo` calls; the time of each.

@@ -17,6 +17,9 @@
 //! one upstream request per relayed call, and a thinner client costs measurably less per call.
 //! Owning the connector is also what the address checks of the SSRF guard need.
 
+pub mod address;
+pub mod proxy;
+
 use std::time::Duration;
 
 use bytes::Bytes;

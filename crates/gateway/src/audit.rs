@@ -19,6 +19,9 @@ const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest the gateway waits, when it stops, for records still on their way to the store.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Clones share the store and the count of records in flight (the launch check of each
+/// stdio server holds one).
+#[derive(Clone)]
 pub struct Audit {
     store: Arc<dyn Store>,
     include_args: bool,

@@ -13,9 +13,11 @@ use portcullis_store::{SqliteOptions, SqliteStore, Store};
 use crate::audit::Audit;
 use crate::config::{AuditMirror, Config, Instances, StateLocation, Upstream};
 use crate::limits::RateLimiter;
+use crate::roots::ConfiguredRoots;
 use crate::route::{Route, routes};
 use crate::session::ParkedCalls;
 use crate::upstream::handshake::Era;
+use crate::upstream::pinning::LaunchGuard;
 use crate::upstream::slot::{Target, UpstreamSpec};
 use crate::upstream::{ClientCapsForUpstream, UpstreamListener, UpstreamSlot};
 
@@ -72,12 +74,15 @@ impl Gateway {
     pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>, GatewayError> {
         let egress = EgressClient::new(&EgressConfig::default())?;
         let max = config.gateway.max_message_bytes;
+        let audit = Audit::new(store, config.audit.include_args);
         let mut specs = HashMap::new();
         for (name, server) in &config.servers {
             let spec =
-                UpstreamSpec::from_config(server, max).map_err(|reason| GatewayError::Server {
-                    server: name.clone(),
-                    reason,
+                UpstreamSpec::from_config(server, max, config.run_mode).map_err(|reason| {
+                    GatewayError::Server {
+                        server: name.clone(),
+                        reason,
+                    }
                 })?;
             let mut spec = spec;
             if let (Upstream::Http(h), Target::Http(_, credential)) =
@@ -93,13 +98,22 @@ impl Gateway {
                 })?;
                 *credential = Some(Arc::new(built));
             }
+            if let (Upstream::Stdio(s), Target::Stdio(launch)) = (&server.upstream, &spec.target) {
+                spec.launch_guard = LaunchGuard::new(
+                    name,
+                    s,
+                    launch.program.clone(),
+                    config.run_mode,
+                    audit.store().clone(),
+                    audit.clone(),
+                );
+            }
             specs.insert(name.clone(), Arc::new(spec));
         }
         let routes = routes(&config)
             .into_iter()
             .map(|r| (r.name.to_string(), r))
             .collect();
-        let audit = Audit::new(store, config.audit.include_args);
         Ok(Arc::new(Gateway {
             audit,
             limiter: RateLimiter::default(),
@@ -131,6 +145,12 @@ impl Gateway {
             Some(Upstream::Stdio(s)) => s.instances == Instances::Shared,
             _ => false,
         }
+    }
+
+    /// The roots the gateway answers `server`'s `roots/list` with (`servers.<name>.roots`);
+    /// `None` when it has none.
+    pub fn configured_roots(&self, server: &str) -> Option<Arc<ConfiguredRoots>> {
+        ConfiguredRoots::new(&self.config.servers.get(server)?.roots)
     }
 
     /// The connection slot a session uses for `server`: its own, or the shared one.
@@ -174,7 +194,7 @@ impl Gateway {
                 spec.clone(),
                 self.egress.clone(),
                 None,
-                ClientCapsForUpstream::shared(),
+                ClientCapsForUpstream::shared().with_roots(self.configured_roots(server)),
                 era,
             ))
         });
@@ -198,8 +218,9 @@ impl Gateway {
     }
 }
 
-/// Opens the store `gateway.state` names, with the `[audit]` mirror.
-fn open_store(config: &Config) -> Result<Arc<dyn Store>, GatewayError> {
+/// Opens the store `gateway.state` names, with the `[audit]` mirror (also for
+/// `portcullis trust`, which writes pins and records there).
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, GatewayError> {
     let StateLocation::Sqlite(path) = &config.gateway.state;
     let shown = path.display().to_string();
     let store_error = |source| GatewayError::Store {

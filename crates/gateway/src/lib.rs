@@ -12,6 +12,7 @@
 //! - [`decision`]: the decision log (a line per decision).
 //! - [`audit`]: the audit trail (a record per decision, hash-chained, in the state store).
 //! - [`limits`]: rate limits.
+//! - [`roots`]: the roots the gateway gives a server that has configured ones.
 
 pub mod audit;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod json;
 pub mod limits;
 pub mod logging;
 pub mod mcp;
+pub mod roots;
 pub mod route;
 pub mod session;
 pub mod standard_headers;

@@ -187,6 +187,8 @@ fn hostile_schemas_neither_hang_nor_fetch() {
     let gw = Gateway::start(&format!(
         r#"[servers.hostile]
 command = ["{}", "{}", "--journal", "{}", "--remote-ref", "{}"]
+pinning = "off"
+sandbox = {{ write = ["{}"] }}
 
 [[rules]]
 server = "hostile"
@@ -196,6 +198,7 @@ effect = "allow"
         support::peer_script("hostile_upstream.py").display(),
         journal.display(),
         trap.url,
+        dir.path().display(),
     ));
     let evil = format!("{}!", "a".repeat(64));
     let calls = json!([

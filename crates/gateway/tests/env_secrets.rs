@@ -17,6 +17,7 @@ fn config(secret_file: &std::path::Path) -> String {
     format!(
         r#"[servers.everything]
 command = ["{node}", "{js}", "stdio"]
+pinning = "off"
 env = {{ secrets = {{ API_TOKEN = {{ env = "PX_GATEWAY_SIDE_TOKEN" }}, FILE_TOKEN = {{ file = "{file}" }} }} }}
 
 [[rules]]

@@ -68,6 +68,8 @@ fn config(tree: &Tree, principal: &str) -> String {
         r#"
 [servers.files]
 command = ["{python}", "{script}", "--journal", "{journal}"]
+pinning = "off"
+sandbox = {{ write = ["{base}"] }}
 
 [[rules]]
 server = "files"
@@ -114,6 +116,7 @@ roots = ["{root}"]
         python = support::python().display(),
         script = support::peer_script("files_upstream.py").display(),
         journal = tree.journal().display(),
+        base = tree.dir.path().display(),
         root = root.display(),
     )
 }

@@ -74,7 +74,7 @@ const DEFAULT_ENV_PASS: [&str; 6] = ["HOME", "LOGNAME", "PATH", "SHELL", "TERM",
 
 fn stdio_config() -> String {
     format!(
-        "[servers.everything]\ncommand = [\"{}\", \"{}\", \"stdio\"]\n{RULES}",
+        "[servers.everything]\ncommand = [\"{}\", \"{}\", \"stdio\"]\npinning = \"off\"\n{RULES}",
         support::node22().display(),
         support::server_everything_js().display()
     )

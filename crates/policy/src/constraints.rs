@@ -1,6 +1,11 @@
 //! Constraints on a call's arguments that need no CEL: `paths` inside `roots`, `urls` on
 //! `hosts`, and `max_arg_bytes`.
 //!
+//! A `paths` constraint's roots are the rule's own, or — when the rule leaves `roots` out —
+//! those of the server the call goes to ([`PathRoots::OfServer`]). A server with no roots
+//! there has nothing inside: each of its values is unverifiable, so an allow rule never
+//! lets it through and a deny rule applies (fail closed).
+//!
 //! On an allow or consent rule a constraint is a requirement: the rule applies only when
 //! every selected value passes. On a deny rule it says which calls the deny is about: the
 //! rule applies when some selected value is inside its roots (or on its hosts), **and also
@@ -8,7 +13,9 @@
 //! malformed value never slips past a deny. Constraints of different keys combine with
 //! "and" on both kinds of rule.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -16,13 +23,41 @@ use crate::paths::{PathResolver, Root, check_path};
 use crate::selector::Selector;
 use crate::urls::{HostPattern, check_url};
 
-/// `paths = [...]` with `roots = [...]`.
+/// `paths = [...]` with `roots = [...]` (or without, see [`PathRoots::OfServer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathConstraint {
     /// The argument values to check.
     pub selectors: Vec<Selector>,
-    /// The directories they must stay inside (at least one).
-    pub roots: Vec<Root>,
+    /// The directories they must stay inside.
+    pub roots: PathRoots,
+}
+
+/// The directories a `paths` constraint holds values inside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRoots {
+    /// The rule's own `roots` (at least one).
+    Listed(Vec<Root>),
+    /// The rule has no `roots`: the roots of the server the call goes to, by server name.
+    /// A server missing from the map has none, and no value of it can be judged inside.
+    OfServer(Arc<BTreeMap<String, Vec<Root>>>),
+}
+
+impl PathRoots {
+    /// The roots that hold for a call to `server`; `None` when there are none to check
+    /// against.
+    pub fn for_server(&self, server: &str) -> Option<&[Root]> {
+        let roots = match self {
+            PathRoots::Listed(roots) => roots.as_slice(),
+            PathRoots::OfServer(by_server) => by_server.get(server)?.as_slice(),
+        };
+        (!roots.is_empty()).then_some(roots)
+    }
+}
+
+impl From<Vec<Root>> for PathRoots {
+    fn from(roots: Vec<Root>) -> Self {
+        PathRoots::Listed(roots)
+    }
 }
 
 /// `urls = [...]` with `hosts = [...]`.
@@ -73,12 +108,14 @@ impl ArgConstraints {
     /// Checks the call's arguments (and, for `uri` selectors, the resource's URI): size,
     /// then URLs, then paths. `permits` is the rule's kind: an allow or consent rule needs
     /// every value inside; a deny rule applies when some value is inside or cannot be
-    /// judged (and, with `max_arg_bytes`, when the arguments are larger).
+    /// judged (and, with `max_arg_bytes`, when the arguments are larger). `server` is the
+    /// server the call goes to (for roots taken from it).
     pub(crate) fn check(
         &self,
         permits: bool,
         args: Option<&Value>,
         uri: Option<&str>,
+        server: &str,
         resolver: &dyn PathResolver,
     ) -> Check {
         if let Some(max) = self.max_arg_bytes {
@@ -102,7 +139,7 @@ impl ArgConstraints {
             .chain(
                 self.paths
                     .iter()
-                    .map(|p| (&p.selectors, Against::Roots(&p.roots))),
+                    .map(|p| (&p.selectors, Against::Roots(p.roots.for_server(server)))),
             );
         for (selectors, against) in groups {
             let (key, place) = match against {
@@ -155,7 +192,8 @@ impl ArgConstraints {
 #[derive(Clone, Copy)]
 enum Against<'a> {
     Hosts(&'a [HostPattern]),
-    Roots(&'a [Root]),
+    /// `None`: the server the call goes to has no roots.
+    Roots(Option<&'a [Root]>),
 }
 
 impl Against<'_> {
@@ -164,7 +202,11 @@ impl Against<'_> {
             Against::Hosts(hosts) => check_url(value, hosts)
                 .map(drop)
                 .map_err(|e| (e.is_outside(), e.to_string())),
-            Against::Roots(roots) => check_path(value, roots, resolver)
+            Against::Roots(None) => Err((
+                false,
+                "cannot be checked: the server has no roots".to_owned(),
+            )),
+            Against::Roots(Some(roots)) => check_path(value, roots, resolver)
                 .map(drop)
                 .map_err(|e| (e.is_outside(), e.to_string())),
         };

@@ -30,7 +30,7 @@ pub use condition::{
     Condition, ConditionError, MAX_ARG_VALUES, MAX_COMPREHENSION_NESTING, MAX_CONDITION_LEN,
     VARIABLES,
 };
-pub use constraints::{ArgConstraints, PathConstraint, UrlConstraint};
+pub use constraints::{ArgConstraints, PathConstraint, PathRoots, UrlConstraint};
 pub use glob::{Glob, GlobError, MAX_GLOB_LEN};
 pub use paths::{LOOKALIKES, LexicalResolver, PathRejection, PathResolver, Root, check_path};
 pub use policy::{Decision, Policy, Request, Step, StepOutcome, Target, Verdict};

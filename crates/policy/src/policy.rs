@@ -271,7 +271,10 @@ impl Policy {
                 }
             }
             let permits = rule.effect.permits();
-            match rule.constraints.check(permits, req.args, uri, paths) {
+            match rule
+                .constraints
+                .check(permits, req.args, uri, req.server, paths)
+            {
                 Check::DoesNotApply { which, why } => {
                     trace.push(step(StepOutcome::ConstraintFailed { which, why }));
                     continue;

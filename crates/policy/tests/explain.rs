@@ -31,7 +31,7 @@ fn policy() -> Policy {
     r5.tools = globs(&["read_*"]);
     r5.constraints.paths = Some(PathConstraint {
         selectors: vec![Selector::parse("args.path").expect("selector")],
-        roots: vec![Root::lexical("/home").expect("root")],
+        roots: vec![Root::lexical("/home").expect("root")].into(),
     });
     let mut r6 = rule(5, Some("files"), Effect::Allow);
     r6.tools = globs(&["read_file"]);

@@ -4,9 +4,9 @@ mod common;
 
 use common::{FakeFs, globs, rule};
 use portcullis_policy::{
-    ArgConstraints, Decision, Effect, HostPattern, Kind, LexicalResolver, PathConstraint, Policy,
-    Principal, PrincipalPattern, RateSpec, Request, Root, Rule, Selector, StepOutcome,
-    UrlConstraint, Verdict,
+    ArgConstraints, Decision, Effect, HostPattern, Kind, LexicalResolver, PathConstraint,
+    PathRoots, Policy, Principal, PrincipalPattern, RateSpec, Request, Root, Rule, Selector,
+    StepOutcome, UrlConstraint, Verdict,
 };
 use serde_json::{Value, json};
 
@@ -149,7 +149,8 @@ fn path_rule(index: usize, effect: Effect, roots: &[&str]) -> Rule {
             roots: roots
                 .iter()
                 .map(|r| Root::lexical(r).expect("root"))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         }),
         ..ArgConstraints::default()
     };
@@ -286,7 +287,7 @@ fn resource_uris_can_be_held_inside_roots() {
     r.resources = globs(&["file:///srv/*"]);
     r.constraints.paths = Some(PathConstraint {
         selectors: vec![Selector::parse("uri").expect("selector")],
-        roots: vec![Root::lexical("/srv").expect("root")],
+        roots: vec![Root::lexical("/srv").expect("root")].into(),
     });
     let p = Policy::new(vec![r]);
     let me = Principal::local("me");
@@ -312,7 +313,7 @@ fn optional_selectors_skip_missing_values_but_not_wrong_types() {
             Selector::parse("args.path?").expect("selector"),
             Selector::parse("args.paths[*]?").expect("selector"),
         ],
-        roots: vec![Root::lexical("/srv").expect("root")],
+        roots: vec![Root::lexical("/srv").expect("root")].into(),
     });
     let p = Policy::new(vec![r]);
     let me = Principal::local("me");
@@ -404,4 +405,63 @@ fn rate_specs_parse_and_show() {
             .with_burst(0)
             .is_err()
     );
+}
+
+/// A rule without `roots` holds paths inside the roots of the server the call goes to; a
+/// server with none has nothing inside (the allow never applies, a deny always does).
+#[test]
+fn paths_without_rule_roots_stay_inside_the_roots_of_the_called_server() {
+    let by_server = std::collections::BTreeMap::from([
+        (
+            "files".to_owned(),
+            vec![Root::lexical("/srv/files").expect("root")],
+        ),
+        (
+            "docs".to_owned(),
+            vec![Root::lexical("/srv/docs").expect("root")],
+        ),
+    ]);
+    let of_server = PathRoots::OfServer(std::sync::Arc::new(by_server));
+    let constrained = |effect| {
+        let mut r = rule(0, None, effect);
+        r.constraints.paths = Some(PathConstraint {
+            selectors: vec![Selector::parse("args.path").expect("selector")],
+            roots: of_server.clone(),
+        });
+        r
+    };
+    let me = Principal::local("me");
+    let decide = |p: &Policy, server: &str, path: &str| {
+        let args = json!({ "path": path });
+        let req = Request::new(&me, server, Kind::Tool, "read").with_args(&args);
+        p.decide(&req, &LexicalResolver)
+    };
+    let p = Policy::new(vec![constrained(Effect::Allow)]);
+    let on = |server: &str, path: &str| decide(&p, server, path);
+    assert!(on("files", "/srv/files/a").is_allowed());
+    assert!(on("docs", "/srv/docs/a").is_allowed());
+    // Each server's own roots: another server's directory is outside.
+    assert!(!on("files", "/srv/docs/a").is_allowed());
+    assert!(!on("docs", "/srv/docs/../files/a").is_allowed());
+    // A server without roots: nothing can be judged inside, so the allow does not apply.
+    let d = on("scratch", "/srv/files/a");
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(
+        d.trace[0].outcome,
+        StepOutcome::ConstraintFailed {
+            which: "paths: args.path".into(),
+            why: "args.path cannot be checked: the server has no roots".into()
+        }
+    );
+
+    let p = Policy::new(vec![
+        constrained(Effect::Deny),
+        rule(1, None, Effect::Allow),
+    ]);
+    let on = |server: &str, path: &str| decide(&p, server, path);
+    assert_eq!(on("files", "/srv/files/a").rule, Some(0));
+    assert_eq!(on("files", "/tmp/a").rule, Some(1));
+    // Fail closed: a deny about a server's roots applies when the server has none.
+    let d = on("scratch", "/tmp/a");
+    assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some(0)));
 }

@@ -1,9 +1,10 @@
 //! The `portcullis` command line: the clap definitions, and one function per command.
 //!
 //! - `serve`, `stdio`: the gateway itself (each builds the runtime it needs);
-//! - `check`: validate a config and print the effective policy;
+//! - `check`: validate a config and print the effective policy and the sandbox report;
 //! - `explain` ([`explain`]): what the policy decides for one call, and why;
 //! - `audit tail|query|verify` ([`audit`]): read the audit log in `gateway.state`;
+//! - `trust <server>` ([`trust`]): review a local server's launch and pin it;
 //! - `fixture`: the bundled MCP server.
 //!
 //! `PORTCULLIS_STATE=sqlite:<path>` replaces the config's `gateway.state` for every command
@@ -15,6 +16,7 @@ mod explain;
 mod state;
 mod text;
 mod time;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,7 +62,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Validate the config and print the effective policy.
+    /// Validate the config and print the effective policy and the sandbox of each local
+    /// server.
+    ///
+    /// Prints the warnings (settings that loosen a secure default), the effective policy
+    /// server by server, then what this kernel lets the sandbox do and, for each stdio
+    /// server, the layers it gets, what is bound into it and whether it would start. A
+    /// kernel without sandbox support is reported, not an error. Starts no server.
     Check {
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -75,6 +83,17 @@ enum Command {
     /// Read the audit log (the state database of gateway.state, opened read-only).
     #[command(subcommand, after_help = ENVIRONMENT_HELP)]
     Audit(audit::AuditCommand),
+    /// Review exactly what a local (stdio) server's launch runs, and pin it.
+    ///
+    /// Prints the argv, the resolved executable and its SHA-256, the script or package it
+    /// runs and whether that is pinned, the environment it gets, its sandbox, dangerous
+    /// patterns, and how it differs from its pin; then asks on the terminal. The pin goes
+    /// to the state store (gateway.state): a server with `pinning = "required"` (the
+    /// default under `serve`) starts only when its launch matches it. Exit code: 0 trusted
+    /// (or already matching), 1 not trusted (refused, or no terminal without --yes), 2
+    /// usage or config error.
+    #[command(after_help = ENVIRONMENT_HELP)]
+    Trust(Box<trust::TrustArgs>),
     /// Run the bundled fixture MCP server (used by the quickstart, the tests and the benchmark).
     Fixture(portcullis_fixtures::FixtureArgs),
 }
@@ -164,11 +183,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.push_str(&format!("warning: {w}\n"));
             }
             out.push_str(&cfg.render_effective_policy());
+            out.push_str(&cfg.render_sandbox());
             text::emit(&out);
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain(args) => explain::run(*args),
         Command::Audit(command) => audit::run(command),
+        Command::Trust(args) => trust::run(*args),
         Command::Serve { config, listen } => {
             let mut cfg = load(config.as_ref()).map_err(anyhow::Error::msg)?;
             if let Some(listen) = listen {
@@ -186,7 +207,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Stdio { server, config } => {
-            let cfg = load(config.as_ref()).map_err(anyhow::Error::msg)?;
+            let mut cfg = load(config.as_ref()).map_err(anyhow::Error::msg)?;
+            cfg.run_mode = portcullis_gateway::config::RunMode::Stdio;
             if cfg.audit.mirror == Some(portcullis_gateway::config::AuditMirror::Stdout) {
                 anyhow::bail!(
                     "audit.mirror = \"stdout\" cannot be used with `portcullis stdio`: its standard output is the MCP connection; use \"stderr\" or \"file:<path>\""

@@ -16,8 +16,11 @@ mod fs;
 mod net;
 mod raw;
 mod render;
+mod roots;
 mod rule_parts;
 mod rules;
+mod sandbox;
+mod sandbox_report;
 mod sections;
 mod servers;
 mod tls;
@@ -104,6 +107,21 @@ pub struct Config {
     pub virtuals: BTreeMap<String, VirtualConfig>,
     /// `[[rules]]`, in order.
     pub policy: portcullis_policy::Policy,
+    /// How the gateway runs: not in the file, set by the command (`serve` or `stdio`); it
+    /// picks the defaults that differ between a shared gateway and a desktop host's.
+    pub run_mode: RunMode,
+}
+
+/// `portcullis serve` or `portcullis stdio`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// A gateway for many clients: the strict defaults (`pinning = "required"`,
+    /// `sandbox.required = true`). Also what every other command assumes.
+    #[default]
+    Serve,
+    /// One desktop host's server: launches are pinned with a warning until the first
+    /// `portcullis trust`, and the sandbox runs with what the kernel supports.
+    Stdio,
 }
 
 /// Where a config came from.
@@ -292,6 +310,10 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// Protocol version to speak upstream.
     pub protocol: UpstreamProtocol,
+    /// `roots`: the directories the server works in (absolute, canonical when they exist).
+    /// The gateway answers the server's `roots/list` with them and checks rule `paths`
+    /// against them; a sandbox's `write` list defaults to them.
+    pub roots: Vec<PathBuf>,
 }
 
 /// How an upstream is reached.
@@ -317,6 +339,10 @@ pub struct StdioUpstream {
     pub instances: Instances,
     /// Ceiling of the restart backoff.
     pub max_backoff: Duration,
+    /// `pinning`; `None`: the mode's default (required in `serve`, warn in `stdio`).
+    pub pinning: Option<portcullis_sandbox::PinMode>,
+    /// The sandbox profile; `None` when the config says `sandbox = "off"`.
+    pub sandbox: Option<portcullis_sandbox::Profile>,
 }
 
 /// `env = { pass = [...], set = {...} }`.
@@ -444,5 +470,11 @@ impl Config {
     /// The effective policy, server by server and kind by kind, for `portcullis check`.
     pub fn render_effective_policy(&self) -> String {
         render::effective_policy(self)
+    }
+
+    /// What this kernel lets the sandbox do, and for each local server the layers it gets,
+    /// what is bound into it and whether it would start, for `portcullis check`.
+    pub fn render_sandbox(&self) -> String {
+        sandbox_report::section(self)
     }
 }

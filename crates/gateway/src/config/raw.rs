@@ -81,6 +81,17 @@ pub(crate) const KEYS: &[&str] = &[
     "servers.<name>.restart",
     "servers.<name>.restart.max_backoff",
     "servers.<name>.credential",
+    "servers.<name>.roots",
+    "servers.<name>.pinning",
+    "servers.<name>.sandbox",
+    "servers.<name>.sandbox.read",
+    "servers.<name>.sandbox.write",
+    "servers.<name>.sandbox.network",
+    "servers.<name>.sandbox.memory",
+    "servers.<name>.sandbox.processes",
+    "servers.<name>.sandbox.files",
+    "servers.<name>.sandbox.cpu_seconds",
+    "servers.<name>.sandbox.required",
     "virtual",
     "virtual.<name>.servers",
     "virtual.<name>.on_upstream_failure",
@@ -164,6 +175,9 @@ pub(crate) struct RawServer {
     pub protocol: Option<Spanned<String>>,
     pub restart: Option<Spanned<RawRestart>>,
     pub credential: Option<Spanned<portcullis_auth::upstream::CredentialSpec>>,
+    pub roots: Option<SpannedList>,
+    pub pinning: Option<Spanned<String>>,
+    pub sandbox: Option<Spanned<super::sandbox::RawSandboxSetting>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use portcullis_policy::{Coverage, Kind, Rule};
+use portcullis_policy::{Coverage, Kind, PathRoots, Rule};
 
 use super::units::{format_duration, format_size};
 use super::{Config, FailureMode, ServerConfig, Upstream};
@@ -28,16 +28,15 @@ pub(crate) fn narrowing(rule: &Rule) -> String {
     }
     if let Some(p) = &rule.constraints.paths {
         let selectors: Vec<&str> = p.selectors.iter().map(|s| s.as_str()).collect();
-        let roots: Vec<String> = p
-            .roots
-            .iter()
-            .map(|r| r.written().display().to_string())
-            .collect();
-        parts.push(format!(
-            "paths: {} in {}",
-            selectors.join(", "),
-            roots.join(", ")
-        ));
+        let roots = match &p.roots {
+            PathRoots::Listed(roots) => roots
+                .iter()
+                .map(|r| r.written().display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            PathRoots::OfServer(_) => "the roots of the server called".to_owned(),
+        };
+        parts.push(format!("paths: {} in {roots}", selectors.join(", ")));
     }
     if let Some(u) = &rule.constraints.urls {
         let selectors: Vec<&str> = u.selectors.iter().map(|s| s.as_str()).collect();

@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use portcullis_policy::{
-    ArgConstraints, Condition, Effect, HostPattern, Kind, PathConstraint, PathRejection,
+    ArgConstraints, Condition, Effect, HostPattern, Kind, PathConstraint, PathRejection, PathRoots,
     PrincipalPattern, RateSpec, Root, Selector, UrlConstraint,
 };
 use toml::Spanned;
@@ -14,6 +14,7 @@ use toml::Spanned;
 use super::SystemPaths;
 use super::diagnostic::{Issues, LineIndex};
 use super::raw::SpannedList;
+use super::roots::RuleRoots;
 use super::sections;
 use super::units::RawSize;
 
@@ -49,6 +50,10 @@ pub(crate) struct RuleInfo<'a> {
     /// The kinds the rule covers.
     pub kinds: Vec<Kind>,
     pub lines: &'a LineIndex<'a>,
+    /// Whether the rule names its `server`.
+    pub named_server: bool,
+    /// What `paths` without `roots` stay inside: the roots of the server(s) covered.
+    pub server_roots: RuleRoots,
 }
 
 /// Checks every part; `None` when any is wrong (each problem is already an issue).
@@ -245,7 +250,7 @@ pub(crate) fn expression_offset(
     start + value.len()
 }
 
-/// `paths` with `roots`.
+/// `paths` with `roots`, or without: then inside the roots of the server called.
 fn paths(
     paths: Option<SpannedList>,
     roots: Option<SpannedList>,
@@ -256,13 +261,19 @@ fn paths(
     let (paths, roots) = match (paths, roots) {
         (None, None) => return None,
         (Some(p), None) => {
-            issues.at(
-                p.span(),
-                format!(
-                    "`paths` in rule {n} needs `roots`: the directories the paths must stay inside"
-                ),
-            );
-            return None;
+            let roots = match &rule.server_roots {
+                RuleRoots::Found(roots) => roots.clone(),
+                RuleRoots::Missing(servers) => {
+                    issues.at(
+                        p.span(),
+                        super::roots::missing_message(n, rule.named_server, servers),
+                    );
+                    return None;
+                }
+                RuleRoots::Unknown => return None,
+            };
+            let selectors = selectors(p, "paths", rule, issues);
+            return Some(PathConstraint { selectors, roots });
         }
         (None, Some(r)) => {
             issues.at(
@@ -299,7 +310,10 @@ fn paths(
             }
         })
         .collect();
-    Some(PathConstraint { selectors, roots })
+    Some(PathConstraint {
+        selectors,
+        roots: PathRoots::Listed(roots),
+    })
 }
 
 /// `urls` with `hosts`.

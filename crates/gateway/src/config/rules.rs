@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use portcullis_policy::{Glob, Kind, Policy, Rule, RuleOrigin};
 
-use super::VirtualConfig;
 use super::diagnostic::{Issues, LineIndex};
 use super::raw::{RawRule, RawRuleAt, SpannedList};
 use super::rule_parts::{self, RawParts, RuleInfo};
+use super::{ServerConfig, VirtualConfig};
 
 /// `known: files, tickets`, or a hint when nothing is configured.
 pub(crate) fn known_list(known: &BTreeSet<&str>) -> String {
@@ -28,12 +28,14 @@ pub(crate) fn known_list(known: &BTreeSet<&str>) -> String {
 pub(crate) fn policy(
     raw: Vec<RawRuleAt>,
     known: &BTreeSet<&str>,
+    servers: &BTreeMap<String, ServerConfig>,
     virtuals: &BTreeMap<String, VirtualConfig>,
     file: Arc<str>,
     lines: &LineIndex<'_>,
     issues: &mut Issues,
 ) -> Policy {
     let mut rules = Vec::new();
+    let roots_by_server = super::roots::by_server(servers);
     for RawRuleAt { index, span, rule } in raw {
         let number = index + 1;
         let mut ok = true;
@@ -121,6 +123,12 @@ pub(crate) fn policy(
             effect,
             kinds,
             lines,
+            named_server: server.is_some(),
+            server_roots: super::roots::for_rule(
+                server.as_ref().map(|s| s.get_ref().as_str()),
+                servers,
+                &roots_by_server,
+            ),
         };
         let raw_parts = RawParts {
             principals,

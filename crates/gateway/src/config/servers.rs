@@ -56,6 +56,7 @@ pub(super) fn server(
     };
 
     let mut raw = raw;
+    let roots = super::sandbox::roots(&name, raw.roots.take(), issues);
     let upstream = match (raw.command.take(), raw.url.take()) {
         (Some(command), None) => Upstream::Stdio(stdio(&name, command, raw, issues)),
         (None, Some(url)) => Upstream::Http(http(&name, url, raw, issues)?),
@@ -83,6 +84,7 @@ pub(super) fn server(
         upstream,
         timeout,
         protocol,
+        roots,
     })
 }
 
@@ -99,6 +101,8 @@ fn http(
         ("env", rest.env.map(|v| v.span())),
         ("instances", rest.instances.map(|v| v.span())),
         ("restart", rest.restart.map(|v| v.span())),
+        ("pinning", rest.pinning.map(|v| v.span())),
+        ("sandbox", rest.sandbox.map(|v| v.span())),
     ] {
         if let Some(span) = span {
             issues.at(
@@ -178,6 +182,8 @@ fn stdio(name: &str, command: SpannedList, rest: RawServer, issues: &mut Issues)
             .unwrap_or_default(),
         instances: rest.instances.map(Spanned::into_inner).unwrap_or_default(),
         max_backoff,
+        pinning: super::sandbox::pinning(name, rest.pinning, issues),
+        sandbox: super::sandbox::sandbox(name, rest.sandbox, issues),
     }
 }
 

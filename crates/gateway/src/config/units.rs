@@ -76,12 +76,18 @@ pub(crate) fn format_duration(d: Duration) -> String {
 }
 
 /// Size units: binary (KiB, MiB) and decimal (KB, MB), plus plain bytes.
-const SIZE_UNITS: [(&str, u64); 5] = [
+const SIZE_UNITS: [(&str, u64); 10] = [
     ("B", 1),
     ("KiB", 1 << 10),
     ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
     ("KB", 1_000),
     ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    // The shorthand of rlimits, `ulimit` and container runtimes: binary units.
+    ("K", 1 << 10),
+    ("M", 1 << 20),
+    ("G", 1 << 30),
 ];
 
 /// Parses `"4MiB"`, `"512 KiB"`, `"1MB"`, `"4096B"` or `"4096"` into bytes.
@@ -102,7 +108,7 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
             .iter()
             .find(|(u, _)| *u == unit)
             .map(|(_, m)| *m)
-            .ok_or_else(|| format!("unknown size unit \"{unit}\" (use B, KiB, MiB, KB or MB)"))?
+            .ok_or_else(|| format!("unknown size unit \"{unit}\" (use B, KiB, MiB, GiB, KB, MB, GB, or K, M, G for KiB, MiB, GiB)"))?
     };
     number
         .parse::<u64>()

@@ -89,6 +89,7 @@ pub(crate) fn build(
     let policy = rules::policy(
         raw.rules,
         &known,
+        &servers,
         &virtuals,
         Arc::from(file),
         &lines,
@@ -105,6 +106,7 @@ pub(crate) fn build(
         servers,
         virtuals,
         policy,
+        run_mode: super::RunMode::default(),
     }
 }
 

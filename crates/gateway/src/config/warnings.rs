@@ -1,9 +1,12 @@
 //! Warnings: settings that loosen a secure default, and policy that cannot do what it
 //! looks like it does. They are printed by `portcullis check` and logged at startup.
 
-use portcullis_policy::{Coverage, Effect, Glob, Kind, Rule};
+use std::path::{Path, PathBuf};
 
-use super::{AuditMirror, Config, Instances, Upstream, net};
+use portcullis_policy::{Coverage, Effect, Glob, Kind, Rule};
+use portcullis_sandbox::Network;
+
+use super::{AuditMirror, Config, Instances, RunMode, ServerConfig, StdioUpstream, Upstream, net};
 
 pub(crate) fn collect(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
@@ -59,6 +62,9 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
                 ))
             }
             _ => {}
+        }
+        if let Upstream::Stdio(s) = &server.upstream {
+            sandbox_warnings(server, s, config.run_mode, &home_dirs(), &mut out);
         }
     }
     if config.audit.include_args {
@@ -177,4 +183,122 @@ fn shadowing(earlier: &[Rule], rule: &Rule) -> Vec<String> {
     deciders.sort_by_key(|e| e.origin.index);
     deciders.dedup_by_key(|e| e.origin.index);
     deciders.iter().map(|e| e.origin.to_string()).collect()
+}
+
+/// Home-relative directories where keys and tokens live: a sandbox path reaching one of
+/// them hands the server the user's credentials.
+const CREDENTIAL_DIRS: &[&str] = &[".ssh", ".aws", ".config", ".gnupg"];
+
+/// Explicit loosenings of a local server's sandbox: none at all, the host's network, a
+/// sandbox allowed to start without every layer under `serve`, and `read` or `write` paths
+/// (the roots, when `write` is not given) that reach the user's credential directories.
+fn sandbox_warnings(
+    server: &ServerConfig,
+    stdio: &StdioUpstream,
+    mode: RunMode,
+    homes: &[PathBuf],
+    out: &mut Vec<String>,
+) {
+    let name = &server.name;
+    let Some(profile) = &stdio.sandbox else {
+        out.push(format!(
+            "server \"{name}\" has sandbox = \"off\": it runs with every right of the gateway's user (every file, the network, other processes)"
+        ));
+        return;
+    };
+    if profile.network == Network::Host {
+        out.push(format!(
+            "server \"{name}\" has sandbox.network = \"host\": it reaches the whole network unfiltered, loopback services and cloud metadata included"
+        ));
+    }
+    if profile.required == Some(false) && mode == RunMode::Serve {
+        out.push(format!(
+            "server \"{name}\" has sandbox.required = false: under `serve` it starts even when this kernel cannot enforce every layer of its sandbox"
+        ));
+    }
+    let (write_key, writes) = if profile.write.is_empty() {
+        ("roots (its default sandbox.write)", &server.roots)
+    } else {
+        ("sandbox.write", &profile.write)
+    };
+    let lists = [
+        ("sandbox.read", &profile.read, "read"),
+        (write_key, writes, "read and change"),
+    ];
+    for (key, paths, verb) in lists {
+        for path in paths.iter() {
+            if let Some(reach) = credential_reach(path, homes) {
+                out.push(format!(
+                    "server \"{name}\": {key} path {} {reach}: the server can {verb} the keys and tokens kept there",
+                    path.display()
+                ));
+            }
+        }
+    }
+}
+
+/// Whether `path` is inside a credential directory of a home, or holds some.
+fn credential_reach(path: &Path, homes: &[PathBuf]) -> Option<String> {
+    for home in homes {
+        if let Some(dir) = CREDENTIAL_DIRS
+            .iter()
+            .find(|d| path.starts_with(home.join(d)))
+        {
+            return Some(format!("is under ~/{dir}"));
+        }
+        let held: Vec<String> = CREDENTIAL_DIRS
+            .iter()
+            .filter(|d| home.join(d).starts_with(path))
+            .map(|d| format!("~/{d}"))
+            .collect();
+        if !held.is_empty() {
+            return Some(format!("holds {}", held.join(", ")));
+        }
+    }
+    None
+}
+
+/// The gateway's home directory, as `HOME` names it and resolved (config paths are
+/// resolved when they exist).
+fn home_dirs() -> Vec<PathBuf> {
+    let Some(home) = std::env::var_os("HOME").map(PathBuf::from) else {
+        return Vec::new();
+    };
+    if !home.is_absolute() || home == Path::new("/") {
+        return Vec::new();
+    }
+    let mut out = vec![home.clone()];
+    if let Ok(real) = std::fs::canonicalize(&home)
+        && real != home
+    {
+        out.push(real);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_directories_are_found_inside_and_above() {
+        let homes = [PathBuf::from("/home/alice")];
+        let reach = |p: &str| credential_reach(Path::new(p), &homes);
+        assert_eq!(
+            reach("/home/alice/.ssh/id_rsa").as_deref(),
+            Some("is under ~/.ssh")
+        );
+        assert_eq!(
+            reach("/home/alice/.config/gcloud").as_deref(),
+            Some("is under ~/.config")
+        );
+        assert_eq!(
+            reach("/home/alice").as_deref(),
+            Some("holds ~/.ssh, ~/.aws, ~/.config, ~/.gnupg")
+        );
+        assert!(reach("/home").is_some());
+        assert_eq!(reach("/home/alice/projects"), None);
+        assert_eq!(reach("/home/alice/.sshx"), None);
+        assert_eq!(reach("/srv/data"), None);
+    }
 }

@@ -16,6 +16,7 @@ mod mrtr;
 pub mod outbound;
 pub(crate) use caller::{as_caller, caller_token};
 mod relay;
+mod roots;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -82,6 +83,8 @@ struct SessionState {
     inflight: HashMap<Id, InflightRequest>,
     /// Stateless clients' requests that may be asked for input, by request id.
     inputs: HashMap<Id, mrtr::InputChannel>,
+    /// A stateful client's roots, for servers with configured roots (see `roots`).
+    client_roots: roots::ClientRootsCache,
 }
 
 /// A client request in flight upstream. If the wait for it is abandoned before the answer —
@@ -193,8 +196,9 @@ impl Session {
                     let slot = if p.shared_upstreams {
                         p.gateway.shared_slot(server, era, Some(&p.principal))?
                     } else {
+                        let caps = caps.clone().with_roots(p.gateway.configured_roots(server));
                         p.gateway
-                            .slot_for_session(server, owner.clone(), caps.clone(), era)?
+                            .slot_for_session(server, owner.clone(), caps, era)?
                     };
                     Some(Member {
                         server: server.clone(),
@@ -368,6 +372,10 @@ impl Session {
                 self.cancel_inflight(&c.request_id, &reason).await;
             }
             mcp::NOTIFICATION_ROOTS_LIST_CHANGED | mcp::NOTIFICATION_PROGRESS => {
+                if method == mcp::NOTIFICATION_ROOTS_LIST_CHANGED {
+                    // Before the servers hear of it: their next roots/list reads them anew.
+                    self.forget_client_roots();
+                }
                 for m in &self.members {
                     if let Some(conn) = m.slot.current() {
                         let _ = conn.notify(method, msg.params.clone()).await;
@@ -449,6 +457,12 @@ impl Session {
         let Some(upstream_id) = msg.id.clone() else {
             return;
         };
+        if method == mcp::ROOTS_LIST
+            && let Some(roots) = conn.configured_roots()
+        {
+            self.answer_roots_request(conn, roots.clone(), upstream_id, related);
+            return;
+        }
         let needed = match method.as_str() {
             mcp::SAMPLING_CREATE_MESSAGE => Some("sampling"),
             mcp::ELICITATION_CREATE => Some("elicitation"),
@@ -473,6 +487,7 @@ impl Session {
                 upstream_id: upstream_id.clone(),
                 method,
                 params: msg.params,
+                narrow: None,
             };
             if let Err(why) = self.route_input_request(request, related, capability) {
                 refuse(why);

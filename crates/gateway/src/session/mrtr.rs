@@ -31,7 +31,9 @@ use tokio::sync::mpsc;
 
 use super::Session;
 use super::relay::Outcome;
+use crate::config::SystemPaths;
 use crate::mcp;
+use crate::roots::ConfiguredRoots;
 use crate::upstream::{PendingCall, Reply, UpstreamConn, UpstreamError};
 
 /// Marks the `requestState` tokens the gateway itself issued (others belong to a stateless
@@ -50,6 +52,9 @@ pub(crate) struct InputRequest {
     pub upstream_id: Id,
     pub method: String,
     pub params: Option<Box<RawValue>>,
+    /// A roots question of a server with configured roots: the client's answer is narrowed
+    /// to them before it goes upstream (see `roots`).
+    pub narrow: Option<Arc<ConfiguredRoots>>,
 }
 
 /// Where the input requests for one client request go, and what that client can answer.
@@ -320,9 +325,13 @@ impl Session {
         for (key, req) in std::mem::take(&mut call.asked) {
             match answers.get(&key) {
                 Some(answer) => {
+                    let answer = match &req.narrow {
+                        Some(roots) => roots.narrow_answer(answer, &SystemPaths),
+                        None => answer.clone(),
+                    };
                     if let Err(e) = req
                         .conn
-                        .respond(req.upstream_id, Reply::Result(mcp::raw(answer)))
+                        .respond(req.upstream_id, Reply::Result(mcp::raw(&answer)))
                         .await
                     {
                         tracing::warn!(session = %self.id, error = %e, "could not hand the client's answer upstream");
@@ -388,6 +397,14 @@ impl Session {
                     .get("method")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
+                if method == mcp::ROOTS_LIST
+                    && let Some(roots) = conn.configured_roots()
+                {
+                    // The gateway's own answer, whatever the client can do (see `roots`).
+                    let rx = self.roots_reply_later(roots.clone(), id.clone(), conn.timeout());
+                    asked.push((key.clone(), rx));
+                    continue;
+                }
                 let Some(capability) = capability_for(method) else {
                     return Outcome::Error(ErrorObject::new(
                         codes::INTERNAL_ERROR,

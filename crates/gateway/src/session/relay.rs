@@ -18,6 +18,7 @@ use super::admission::Call;
 use crate::json::RawObject;
 use crate::mcp::{self, raw_error_envelope};
 use crate::upstream::catalog::ListKind;
+use crate::upstream::handshake::Era;
 use crate::upstream::{Origin, Reply, UpstreamConn, UpstreamError};
 use serde_json::Value;
 
@@ -229,6 +230,17 @@ impl Session {
         method: &str,
         params: Option<Box<RawValue>>,
     ) -> Outcome {
+        if self.modern
+            && super::mrtr::may_require_input(method)
+            && conn.identity().is_some_and(|i| i.era == Era::Modern)
+            && let Some(roots) = conn.configured_roots()
+        {
+            // A stateless upstream with configured roots asks for them in its own
+            // `input_required` results: see `roots`.
+            return self
+                .forward_answering_roots(id, conn, method, params, roots)
+                .await;
+        }
         // A stateless upstream may answer a stateful client `input_required`: the gateway
         // then asks the client itself and retries (see `mrtr`), so it keeps the params.
         let retry_params =

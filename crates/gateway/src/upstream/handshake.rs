@@ -17,6 +17,7 @@ use super::conn::Transport;
 use super::{Reply, UpstreamConn, UpstreamError};
 use crate::config::UpstreamProtocol;
 use crate::mcp;
+use crate::roots::ConfiguredRoots;
 
 /// Which family of the protocol a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,9 +64,13 @@ fn intern(identity: ServerIdentity) -> Arc<ServerIdentity> {
 
 /// The client capabilities the gateway declares upstream: those of the downstream client it
 /// relays for (so an upstream never sends a request the client cannot answer), or, for a
-/// connection shared by many clients, all that the gateway can relay.
+/// connection shared by many clients, all that the gateway can relay. A server with
+/// configured roots is always offered `roots`: the gateway answers its `roots/list` itself.
 #[derive(Debug, Clone, Default)]
-pub struct ClientCapsForUpstream(pub Map<String, Value>);
+pub struct ClientCapsForUpstream {
+    caps: Map<String, Value>,
+    roots: Option<Arc<ConfiguredRoots>>,
+}
 
 impl ClientCapsForUpstream {
     /// For a connection shared by many clients.
@@ -74,7 +79,10 @@ impl ClientCapsForUpstream {
         m.insert("roots".into(), json!({ "listChanged": true }));
         m.insert("sampling".into(), json!({}));
         m.insert("elicitation".into(), json!({}));
-        ClientCapsForUpstream(m)
+        ClientCapsForUpstream {
+            caps: m,
+            roots: None,
+        }
     }
 
     /// The relayable subset of a downstream client's capabilities.
@@ -85,7 +93,27 @@ impl ClientCapsForUpstream {
                 m.insert(key.into(), v.clone());
             }
         }
-        ClientCapsForUpstream(m)
+        ClientCapsForUpstream {
+            caps: m,
+            roots: None,
+        }
+    }
+
+    /// The server's configured roots, if it has some: the connection answers `roots/list`
+    /// with them, so `roots` is declared whatever the client declared (with `listChanged`:
+    /// the gateway passes the client's root changes on).
+    pub fn with_roots(mut self, roots: Option<Arc<ConfiguredRoots>>) -> Self {
+        if roots.is_some() {
+            self.caps
+                .insert("roots".into(), json!({ "listChanged": true }));
+        }
+        self.roots = roots;
+        self
+    }
+
+    /// What is declared.
+    pub fn declared(&self) -> &Map<String, Value> {
+        &self.caps
     }
 }
 
@@ -125,6 +153,10 @@ pub async fn handshake(
     caps: &ClientCapsForUpstream,
     prefer: Era,
 ) -> Result<(), UpstreamError> {
+    // Known before the server can ask (it may, as soon as it is initialized).
+    if let Some(roots) = &caps.roots {
+        conn.set_configured_roots(roots.clone());
+    }
     let result = match protocol {
         UpstreamProtocol::Fixed(v) if !v.has_initialize() => discover(conn, caps).await,
         UpstreamProtocol::Fixed(v) => initialize(conn, v, caps).await,
@@ -207,7 +239,7 @@ async fn initialize(
     let server = conn.server().to_owned();
     let params = json!({
         "protocolVersion": version.as_str(),
-        "capabilities": caps.0,
+        "capabilities": caps.declared(),
         "clientInfo": client_info(),
     });
     let reply = conn
@@ -258,7 +290,7 @@ async fn discover(conn: &Arc<UpstreamConn>, caps: &ClientCapsForUpstream) -> Res
     meta.insert(mcp::META_PROTOCOL_VERSION.into(), json!(version.as_str()));
     meta.insert(
         mcp::META_CLIENT_CAPABILITIES.into(),
-        Value::Object(caps.0.clone()),
+        Value::Object(caps.declared().clone()),
     );
     meta.insert(mcp::META_CLIENT_INFO.into(), client_info());
     if let Transport::Http(io) = &conn.transport {

@@ -8,14 +8,18 @@
 //! - [`conn`]: the transport-independent client: pending requests, timeouts, cancellation,
 //!   routing of what the upstream sends on its own initiative.
 //! - [`stdio`]: a child process speaking newline-delimited JSON-RPC.
+//! - [`confine`]: a stdio server's sandbox, planned once from its config.
 //! - [`http`]: a Streamable HTTP server, reached through the egress client.
 //! - [`handshake`]: `initialize` (stateful era) or `server/discover` (2026-07-28).
+//! - [`pinning`]: the launch check against the pin `portcullis trust` stored.
 //! - [`slot`]: lazy start, and restart with backoff after a crash.
 
 pub mod catalog;
+pub mod confine;
 pub mod conn;
 pub mod handshake;
 pub mod http;
+pub mod pinning;
 pub mod slot;
 pub mod stdio;
 
@@ -43,6 +47,9 @@ pub enum UpstreamError {
     Timeout { server: String, timeout: Duration },
     #[error("upstream {server:?} is unavailable: {reason}")]
     Unavailable { server: String, reason: String },
+    /// The launch check refused to start a stdio server (see [`pinning`]).
+    #[error("upstream {server:?} was not started: {reason}")]
+    LaunchRefused { server: String, reason: String },
     #[error("upstream {server:?} closed while the request was pending: {reason}")]
     Closed { server: String, reason: String },
     #[error("upstream {server:?} broke the protocol: {reason}")]
@@ -60,6 +67,7 @@ impl UpstreamError {
             UpstreamError::Timeout { .. } => codes::REQUEST_TIMEOUT,
             UpstreamError::Cancelled => codes::INTERNAL_ERROR,
             UpstreamError::Unavailable { .. }
+            | UpstreamError::LaunchRefused { .. }
             | UpstreamError::Closed { .. }
             | UpstreamError::Protocol { .. }
             | UpstreamError::HttpStatus { .. } => codes::UPSTREAM_UNAVAILABLE,

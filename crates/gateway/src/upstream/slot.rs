@@ -13,11 +13,13 @@ use portcullis_auth::secret::Secret;
 use portcullis_auth::upstream::{SecretSource, UpstreamCredential};
 use portcullis_egress::{EgressClient, Uri};
 
+use super::confine::Confinement;
 use super::conn::{ConnParams, UpstreamListener};
 use super::handshake::{ClientCapsForUpstream, Era, handshake};
+use super::pinning::LaunchGuard;
 use super::stdio::StdioLaunch;
 use super::{UpstreamConn, UpstreamError, http, stdio};
-use crate::config::{ServerConfig, Upstream, UpstreamProtocol};
+use crate::config::{RunMode, ServerConfig, Upstream, UpstreamProtocol};
 
 /// A server that ran this long is considered healthy again after a crash.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
@@ -31,6 +33,9 @@ pub struct UpstreamSpec {
     pub protocol: UpstreamProtocol,
     pub max_backoff: Duration,
     pub max_message_bytes: usize,
+    /// The launch check of a stdio server (set by the gateway, which holds the store);
+    /// `None` for HTTP servers and with `pinning = "off"`.
+    pub launch_guard: Option<Arc<LaunchGuard>>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,18 +47,24 @@ pub enum Target {
 }
 
 impl UpstreamSpec {
-    pub fn from_config(server: &ServerConfig, max_message_bytes: usize) -> Result<Self, String> {
+    pub fn from_config(
+        server: &ServerConfig,
+        max_message_bytes: usize,
+        mode: RunMode,
+    ) -> Result<Self, String> {
         let (target, max_backoff) = match &server.upstream {
             Upstream::Stdio(s) => {
                 let (program, args) = s.command.split_first().ok_or("command is empty")?;
                 let program = resolve_program(program)?;
                 let env = child_env(&s.env.pass, &s.env.set);
+                let confinement = Confinement::plan(server, s, &program, &env, mode);
                 let launch = StdioLaunch {
                     program,
                     args: args.to_vec(),
                     cwd: s.cwd.clone(),
                     env,
                     secrets: child_secrets(&s.env.secrets)?,
+                    confinement,
                 };
                 (Target::Stdio(launch), s.max_backoff)
             }
@@ -69,6 +80,7 @@ impl UpstreamSpec {
             protocol: server.protocol,
             max_backoff,
             max_message_bytes,
+            launch_guard: None,
         })
     }
 
@@ -80,7 +92,7 @@ impl UpstreamSpec {
 /// `portcullis` as a command means this very binary, so the quickstart's bundled fixture
 /// server runs without anything installed; any other name is looked up on the PATH by the
 /// operating system when the child starts.
-fn resolve_program(program: &str) -> Result<PathBuf, String> {
+pub(crate) fn resolve_program(program: &str) -> Result<PathBuf, String> {
     if program == crate::mcp::GATEWAY_NAME {
         return std::env::current_exe()
             .map_err(|e| format!("cannot locate the portcullis executable: {e}"));
@@ -90,7 +102,7 @@ fn resolve_program(program: &str) -> Result<PathBuf, String> {
 
 /// The child's whole environment: the named variables taken from the gateway's, then the
 /// fixed ones. Nothing else is inherited.
-fn child_env(
+pub(crate) fn child_env(
     pass: &[String],
     set: &std::collections::BTreeMap<String, String>,
 ) -> Vec<(String, String)> {
@@ -214,6 +226,12 @@ impl UpstreamSlot {
                 *state = SlotState::Ready(conn.clone());
                 Ok(conn)
             }
+            // A refused launch is no crash: it is checked again at the next call, without
+            // backoff, so that a `portcullis trust` takes effect at once.
+            Err(e @ UpstreamError::LaunchRefused { .. }) => {
+                *state = SlotState::Idle;
+                Err(e)
+            }
             Err(e) => {
                 let failures = self.failures.load(Relaxed) + 1;
                 self.failures.store(failures, Relaxed);
@@ -244,7 +262,12 @@ impl UpstreamSlot {
             max_message_bytes: self.spec.max_message_bytes,
         };
         let conn = match &self.spec.target {
-            Target::Stdio(launch) => stdio::spawn(launch, params)?,
+            Target::Stdio(launch) => {
+                if let Some(guard) = &self.spec.launch_guard {
+                    guard.check().await?;
+                }
+                stdio::spawn(launch, params)?
+            }
             Target::Http(url, credential) => {
                 http::connect(self.egress.clone(), url.clone(), credential.clone(), params)
             }

@@ -6,6 +6,7 @@
 //! line by line into the gateway's log. When it exits, every pending request fails at once
 //! with a JSON-RPC error; the [`super::UpstreamSlot`] restarts it on the next call.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, Weak};
@@ -18,6 +19,7 @@ use tokio::io::BufReader;
 use tokio::process::{Child, ChildStdin, Command};
 
 use super::UpstreamError;
+use super::confine::Confinement;
 use super::conn::{ConnParams, Transport, UpstreamConn};
 
 /// Longest stderr line kept in the log; the rest of the line is dropped.
@@ -33,12 +35,62 @@ pub struct StdioLaunch {
     pub env: Vec<(String, String)>,
     /// `env.secrets`, read when the gateway started; never printed (`Secret`).
     pub secrets: Vec<(String, portcullis_auth::secret::Secret)>,
+    /// The sandbox it runs in.
+    pub confinement: Confinement,
 }
 
 pub struct StdioIo {
     stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     child: Mutex<Option<Child>>,
     pgid: Option<Pid>,
+    /// What the sandbox holds while the server runs (its pids cgroup).
+    _sandbox: Option<portcullis_sandbox::Running>,
+    /// The server's network proxy, stopped with it.
+    _proxy: Option<ProxyTask>,
+}
+
+/// The proxy serving a sandboxed server's allow list; aborted when the server ends.
+struct ProxyTask(tokio::task::AbortHandle);
+
+impl Drop for ProxyTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves the proxy for a server with `network = { allow = [...] }` on the socket its
+/// sandbox made inside its network namespace.
+fn start_proxy(
+    server: &str,
+    network: &portcullis_sandbox::Network,
+    listener: std::net::TcpListener,
+) -> Result<ProxyTask, String> {
+    use portcullis_egress::proxy::{Destination, ProxyConfig, SandboxProxy, SystemResolver};
+    let portcullis_sandbox::Network::Allow(list) = network else {
+        return Err("a proxy socket for a server without an allow list".into());
+    };
+    let allow = list
+        .iter()
+        .map(|hp| Destination::new(&hp.host, hp.port).map_err(|e| format!("{hp}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = server.to_owned();
+    let proxy = SandboxProxy::new(
+        ProxyConfig::new(allow),
+        Arc::new(SystemResolver),
+        move |event| {
+            if event.allowed {
+                tracing::info!(server = %name, destination = %event.destination, resolved = ?event.resolved, "sandbox proxy: allowed");
+            } else {
+                tracing::warn!(server = %name, destination = %event.destination, resolved = ?event.resolved, reason = ?event.reason, "sandbox proxy: refused");
+            }
+        },
+    );
+    let task = tokio::spawn(async move {
+        if let Err(e) = proxy.serve_std(listener).await {
+            tracing::warn!(error = %e, "sandbox proxy stopped");
+        }
+    });
+    Ok(ProxyTask(task.abort_handle()))
 }
 
 impl StdioIo {
@@ -128,7 +180,16 @@ pub(crate) fn spawn(
     params: ConnParams,
 ) -> Result<Arc<UpstreamConn>, UpstreamError> {
     let server = params.server.to_string();
-    let mut cmd = Command::new(&launch.program);
+    let unavailable = |reason: String| UpstreamError::Unavailable {
+        server: server.clone(),
+        reason,
+    };
+    let program = match &launch.confinement {
+        Confinement::Off => &launch.program,
+        Confinement::Sandboxed { program, .. } => program,
+        Confinement::Refused(reason) => return Err(unavailable(reason.clone())),
+    };
+    let mut cmd = std::process::Command::new(program);
     cmd.args(&launch.args)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
@@ -136,15 +197,46 @@ pub(crate) fn spawn(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(cwd) = &launch.cwd {
-        cmd.current_dir(cwd);
-    }
-    let mut child = cmd.spawn().map_err(|e| UpstreamError::Unavailable {
-        server: server.clone(),
-        reason: format!("could not start {}: {e}", launch.program.display()),
-    })?;
+        .process_group(0);
+    let armed = match &launch.confinement {
+        Confinement::Sandboxed { sandbox, .. } => {
+            cmd.envs(sandbox.env());
+            Some(
+                sandbox
+                    .arm(&mut cmd)
+                    .map_err(|e| unavailable(format!("its sandbox: {e}")))?,
+            )
+        }
+        _ => {
+            if let Some(cwd) = &launch.cwd {
+                cmd.current_dir(cwd);
+            }
+            None
+        }
+    };
+    let mut cmd = Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let spawned = cmd.spawn();
+    let mut running = match armed {
+        Some(armed) => Some(
+            armed
+                .finish(spawned.as_ref().map(|_| ()))
+                .map_err(|e| unavailable(format!("could not start {}: {e}", program.display())))?,
+        ),
+        None => None,
+    };
+    let proxy = match (
+        &launch.confinement,
+        running.as_mut().and_then(|r| r.proxy_listener.take()),
+    ) {
+        (Confinement::Sandboxed { sandbox, .. }, Some(listener)) => Some(
+            start_proxy(&server, &sandbox.profile().network, listener)
+                .map_err(|e| unavailable(format!("its sandbox's proxy: {e}")))?,
+        ),
+        _ => None,
+    };
+    let mut child =
+        spawned.map_err(|e| unavailable(format!("could not start {}: {e}", program.display())))?;
     let pgid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
@@ -164,6 +256,8 @@ pub(crate) fn spawn(
         stdin: tokio::sync::Mutex::new(Some(stdin)),
         child: Mutex::new(Some(child)),
         pgid,
+        _sandbox: running,
+        _proxy: proxy,
     };
     let conn = UpstreamConn::new(params, Transport::Stdio(io));
 

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod oauth;
+pub mod sandbox;
 
 /// How long a process may take to print its address.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -418,12 +419,14 @@ pub async fn answer(resp: reqwest::Response) -> HttpAnswer {
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A config fragment for the bundled fixture over stdio whose stdin is also appended to
-/// `tap` (through `tee`), so a test can see exactly what the gateway sent upstream.
+/// `tap` (through `tee`), so a test can see exactly what the gateway sent upstream. The
+/// tap's directory is the sandbox's one writable path.
 pub fn tapped_fixture_server(name: &str, tap: &Path) -> String {
     format!(
-        "[servers.{name}]\ncommand = ['/bin/sh', '-c', 'tee -a \"$0\" | exec \"$1\" fixture stdio', '{}', '{}']\n",
+        "[servers.{name}]\ncommand = ['/bin/sh', '-c', 'tee -a \"$0\" | exec \"$1\" fixture stdio', '{}', '{}']\npinning = 'off'\nsandbox = {{ write = ['{}'] }}\n",
         tap.display(),
-        portcullis_bin().display()
+        portcullis_bin().display(),
+        tap.parent().unwrap_or(Path::new("/")).display(),
     )
 }
 
@@ -985,18 +988,26 @@ pub fn run_python_client(
     target: &PeerTarget,
     extra: &[&str],
 ) -> serde_json::Value {
+    let mut args = vec![
+        "--scenario",
+        scenario,
+        "--mode",
+        mode,
+        "--total-timeout",
+        "150",
+    ];
+    args.extend_from_slice(extra);
+    run_python_peer("mcp_client.py", &args, target)
+}
+
+/// Runs a Python peer script of `tests/peers/` with `args` against `target` and returns the
+/// JSON summary it prints as its last line of stdout (with its stderr's tail added as
+/// `peer_stderr`).
+pub fn run_python_peer(script: &str, args: &[&str], target: &PeerTarget) -> serde_json::Value {
     let mut cmd = Command::new(python());
     isolate_state(&mut cmd);
-    cmd.arg(peer_script("mcp_client.py"))
-        .args([
-            "--scenario",
-            scenario,
-            "--mode",
-            mode,
-            "--total-timeout",
-            "150",
-        ])
-        .args(extra)
+    cmd.arg(peer_script(script))
+        .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1");
     match target {
         PeerTarget::Url(url) => {

@@ -16,8 +16,8 @@ use portcullis_gateway::upstream::handshake::Era;
 use portcullis_guard::{Invalid, ResourceIndex, check_prompt_arguments};
 use portcullis_policy::Kind;
 use portcullis_store::{
-    AuditQuery, AuditRecord, BoxFuture, GENESIS_HASH, LaunchPin, Store, StoreError, StoredRecord,
-    VerifyOutcome,
+    AuditQuery, AuditRecord, BoxFuture, GENESIS_HASH, LaunchPin, SqliteStore, Store, StoreError,
+    StoredRecord, VerifyOutcome,
 };
 use serde_json::{Map, Value, json};
 
@@ -236,7 +236,7 @@ pub(super) fn list_upstream(config: &Config, target: &Target) -> Result<Vec<Arc<
     runtime.block_on(async {
         // Listing tools is not a call: nothing is recorded, and the state store (which
         // `Gateway::new` would open, creating it) is not touched.
-        let gateway = Gateway::with_store(config.clone(), Arc::new(NoAudit))
+        let gateway = Gateway::with_store(config.clone(), Arc::new(NoAudit::new(config)))
             .map_err(|e| format!("upstream unavailable: {e}"))?;
         let listed = tokio::time::timeout(wait, fetch(&gateway, &target.server, target.kind)).await;
         gateway.shutdown().await;
@@ -281,8 +281,23 @@ async fn fetch(
 }
 
 /// The store of the gateway `explain` assembles to reach an upstream: it makes no calls,
-/// so it has nothing to record, and must not open (or create) the real state database.
-struct NoAudit;
+/// so it has nothing to record, and must not create the real state database. Launch pins
+/// are read from it (opened read-only, when it exists): a server is started for its lists
+/// only when its launch is trusted, as `serve` would start it.
+struct NoAudit {
+    pins: Option<Arc<SqliteStore>>,
+}
+
+impl NoAudit {
+    fn new(config: &Config) -> NoAudit {
+        let portcullis_gateway::config::StateLocation::Sqlite(path) = &config.gateway.state;
+        let pins = path
+            .exists()
+            .then(|| SqliteStore::open_read_only(path).ok())
+            .flatten();
+        NoAudit { pins }
+    }
+}
 
 impl Store for NoAudit {
     fn append_audit(&self, _: AuditRecord) -> BoxFuture<'static, Result<u64, StoreError>> {
@@ -304,8 +319,11 @@ impl Store for NoAudit {
         Err(StoreError::ReadOnly)
     }
 
-    fn get_pin(&self, _: &str) -> Result<Option<LaunchPin>, StoreError> {
-        Ok(None)
+    fn get_pin(&self, server: &str) -> Result<Option<LaunchPin>, StoreError> {
+        match &self.pins {
+            Some(store) => store.get_pin(server),
+            None => Ok(None),
+        }
     }
 
     fn remove_pin(&self, _: &str) -> Result<bool, StoreError> {

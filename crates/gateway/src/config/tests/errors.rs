@@ -245,8 +245,8 @@ fn bad_durations_are_reported_with_the_key() {
 #[test]
 fn bad_sizes_are_reported_with_the_range() {
     assert_eq!(
-        error("[gateway]\nmax_message_bytes = \"4GB\"\n"),
-        "2:21: invalid size \"4GB\" for gateway.max_message_bytes: unknown size unit \"GB\" (use B, KiB, MiB, KB or MB)"
+        error("[gateway]\nmax_message_bytes = \"4TB\"\n"),
+        "2:21: invalid size \"4TB\" for gateway.max_message_bytes: unknown size unit \"TB\" (use B, KiB, MiB, GiB, KB, MB, GB, or K, M, G for KiB, MiB, GiB)"
     );
     assert_eq!(
         error("[gateway]\nmax_message_bytes = 100\n"),

@@ -11,6 +11,7 @@ use super::super::raw::{
     KEYS, RawAudit, RawEnv, RawGateway, RawLimits, RawLog, RawRestart, RawRule, RawServer,
     RawVirtual, TOP_LEVEL,
 };
+use super::super::sandbox::RawSandbox;
 use super::super::tls::{RawBehindProxy, RawTls};
 use super::ok;
 
@@ -68,6 +69,9 @@ timeout = "30s"
 instances = "per-session"
 protocol = "2025-11-25"
 restart = { max_backoff = "30s" }
+roots = ["/srv"]
+pinning = "required"
+sandbox = { read = ["/opt/data"], write = ["/srv/out"], network = { allow = ["api.example.com:443"] }, memory = "512M", processes = 64, files = 256, cpu_seconds = 600, required = true }
 
 [servers.tickets]
 url = "https://tickets.example.com/mcp"
@@ -165,6 +169,7 @@ fn keys_list_matches_the_serde_structs_exactly() {
     from_structs.extend(fields::<RawServer>("servers.<name>."));
     from_structs.extend(fields::<RawEnv>("servers.<name>.env."));
     from_structs.extend(fields::<RawRestart>("servers.<name>.restart."));
+    from_structs.extend(fields::<RawSandbox>("servers.<name>.sandbox."));
     from_structs.extend(fields::<RawVirtual>("virtual.<name>."));
     from_structs.extend(fields::<RawRule>("rules."));
     let listed: BTreeSet<String> = KEYS.iter().map(|k| k.to_string()).collect();
@@ -187,7 +192,8 @@ fn docs_mention_every_key() {
 
 /// Collects the dotted key paths used in a TOML value, with server and virtual names as
 /// `<name>`; user-chosen keys (`env.set` variables) are not descended into, nor is a
-/// `credential` (its forms are the auth crate's, documented in their own table).
+/// `credential` (its forms are the auth crate's, documented in their own table) or a
+/// sandbox's `network` (a word or `{ allow = [...] }`, documented with it).
 fn paths(prefix: &str, value: &DeValue<'_>, out: &mut BTreeSet<String>) {
     match value {
         DeValue::Table(table) => {
@@ -205,6 +211,7 @@ fn paths(prefix: &str, value: &DeValue<'_>, out: &mut BTreeSet<String>) {
                 if !path.ends_with("env.set")
                     && !path.ends_with("env.secrets")
                     && !path.ends_with(".credential")
+                    && !path.ends_with("sandbox.network")
                 {
                     paths(&path, v.get_ref(), out);
                 }

@@ -10,6 +10,7 @@ mod examples;
 mod keys;
 mod net_values;
 mod render;
+mod roots;
 mod rule_parts;
 mod sections;
 mod units;

@@ -158,7 +158,7 @@ fn scopes_are_checked() {
 fn paths_and_roots_come_together_and_are_checked() {
     assert_eq!(
         error(&rule("paths = [\"args.path\"]", "allow")),
-        "4:9: `paths` in rule 1 needs `roots`: the directories the paths must stay inside"
+        "4:9: `paths` in rule 1 has no `roots` and no `server`, so the paths must stay inside the roots of the server called, but \"files\" has none: set their `roots`, name the rule's `server`, or give the rule `roots`"
     );
     assert_eq!(
         error(&rule("roots = [\"/srv\"]", "allow")),
@@ -195,7 +195,7 @@ fn paths_and_roots_come_together_and_are_checked() {
         .constraints
         .paths
         .as_ref()
-        .map(|p| p.roots.clone());
+        .and_then(|p| p.roots.for_server("files").map(<[_]>::to_vec));
     assert_eq!(
         roots
             .as_deref()
@@ -233,8 +233,8 @@ fn max_arg_bytes_is_a_positive_size_on_permitting_rules() {
         "4:17: max_arg_bytes in rule 1 must be more than 0"
     );
     assert_eq!(
-        error(&rule("max_arg_bytes = \"1GB\"", "allow")),
-        "4:17: invalid size \"1GB\" for max_arg_bytes in rule 1: unknown size unit \"GB\" (use B, KiB, MiB, KB or MB)"
+        error(&rule("max_arg_bytes = \"1TB\"", "allow")),
+        "4:17: invalid size \"1TB\" for max_arg_bytes in rule 1: unknown size unit \"TB\" (use B, KiB, MiB, GiB, KB, MB, GB, or K, M, G for KiB, MiB, GiB)"
     );
     assert_eq!(
         error(&rule("max_arg_bytes = 100", "deny")),

@@ -98,14 +98,21 @@ fn sizes_parse_binary_and_decimal_units() {
     assert_eq!(parse_size("2MB"), Ok(2_000_000));
     assert_eq!(parse_size("100B"), Ok(100));
     assert_eq!(parse_size("4096"), Ok(4096));
+    assert_eq!(
+        parse_size("512M"),
+        Ok(512 << 20),
+        "rlimit shorthand is binary"
+    );
+    assert_eq!(parse_size("2G"), Ok(2 << 30));
+    assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
 }
 
 #[test]
 fn sizes_with_bad_units_or_overflow_are_refused() {
     assert!(
-        parse_size("4GB")
+        parse_size("4TB")
             .unwrap_err()
-            .starts_with("unknown size unit \"GB\"")
+            .starts_with("unknown size unit \"TB\"")
     );
     assert!(
         parse_size("4mib")

@@ -67,6 +67,20 @@ impl UpstreamConn {
             }
             return;
         }
+        if is_request
+            && method == methods::ROOTS_LIST
+            && self.shared
+            && let (Some(roots), Some(id)) = (self.configured_roots(), msg.id.clone())
+        {
+            // A connection several sessions share cannot take one client's roots for all
+            // of them: it gets the configured roots (a session's own connection gets them
+            // narrowed by its client's, see `session::roots`).
+            let (this, result) = (self.clone(), methods::raw(&roots.result()));
+            tokio::spawn(async move {
+                let _ = this.respond(id, Reply::Result(result)).await;
+            });
+            return;
+        }
         if let Some(kind) = crate::upstream::catalog::ListKind::changed_by(&method) {
             self.catalog.invalidate(kind);
         }

@@ -34,6 +34,7 @@ use super::handshake::{Era, ServerIdentity};
 use super::http::HttpIo;
 use super::stdio::StdioIo;
 use super::{Reply, UpstreamError};
+use crate::roots::ConfiguredRoots;
 
 /// Receives what an upstream sends on its own initiative.
 pub trait UpstreamListener: Send + Sync {
@@ -84,6 +85,8 @@ pub struct UpstreamConn {
     owner: Option<Weak<dyn UpstreamListener>>,
     pub(crate) transport: Transport,
     identity: OnceLock<Arc<ServerIdentity>>,
+    /// The server's configured roots: its `roots/list` is answered by the gateway.
+    configured_roots: OnceLock<Arc<ConfiguredRoots>>,
     state: Mutex<ConnState>,
     next_id: AtomicU64,
     pub(crate) catalog: Catalog,
@@ -209,6 +212,7 @@ impl UpstreamConn {
             owner: params.owner,
             transport,
             identity: OnceLock::new(),
+            configured_roots: OnceLock::new(),
             state: Mutex::new(ConnState::default()),
             next_id: AtomicU64::new(1),
             catalog: Catalog::default(),
@@ -245,6 +249,15 @@ impl UpstreamConn {
 
     pub(crate) fn set_identity(&self, identity: Arc<ServerIdentity>) {
         let _ = self.identity.set(identity);
+    }
+
+    /// The roots the gateway answers this server's `roots/list` with, if configured.
+    pub fn configured_roots(&self) -> Option<&Arc<ConfiguredRoots>> {
+        self.configured_roots.get()
+    }
+
+    pub(crate) fn set_configured_roots(&self, roots: Arc<ConfiguredRoots>) {
+        let _ = self.configured_roots.set(roots);
     }
 
     pub fn catalog(&self) -> &Catalog {
