@@ -9,6 +9,7 @@ mod cgroup;
 mod child;
 pub(crate) mod landlock;
 pub mod plan;
+mod root;
 pub mod seccomp;
 pub mod support;
 

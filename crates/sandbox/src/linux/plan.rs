@@ -8,15 +8,14 @@
 //! `/proc` of the server's own PID namespace. Every path is bound at the same place it has
 //! on the host, so the command line, the configured paths and error messages stay true.
 
-use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::sys::resource::Resource;
-use nix::sys::statvfs::{FsFlags, statvfs};
 
 use super::landlock::{fs as lfs, net as lnet, scope};
+pub(crate) use super::root::{MountOp, mounts};
 use super::seccomp::Filters;
 use crate::profile::{Network, Profile};
 
@@ -25,7 +24,7 @@ pub const PROXY_PORT: u16 = 3128;
 
 /// System directories bound read-only (or recreated as the symbolic links they are on
 /// merged-`/usr` systems).
-const SYSTEM_DIRS: &[&str] = &[
+pub(super) const SYSTEM_DIRS: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
 ];
 
@@ -33,7 +32,7 @@ const SYSTEM_DIRS: &[&str] = &[
 /// time zone, certificates, MIME types. Not `/etc` whole: it holds `shadow`, SSH host keys
 /// and `sudoers`, which a gateway running as root would otherwise hand over (inside the
 /// sandbox its processes still own root's files).
-const ETC_ENTRIES: &[&str] = &[
+pub(super) const ETC_ENTRIES: &[&str] = &[
     "/etc/ld.so.cache",
     "/etc/ld.so.conf",
     "/etc/ld.so.conf.d",
@@ -63,40 +62,10 @@ const ETC_ENTRIES: &[&str] = &[
 ];
 
 /// Device files a program may expect; bound from the host's `/dev`.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+pub(super) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
 /// Paths a profile may never bind: they would hand the server the host itself.
 const NEVER_BOUND: &[&str] = &["/", "/proc", "/sys", "/dev", "/run", "/boot"];
-
-/// One step of building the new root, after `pivot_root` (host paths are then under
-/// [`OLD_ROOT`]).
-#[derive(Debug)]
-pub(crate) enum MountOp {
-    /// `mkdir`; an existing directory is fine.
-    Dir(CString),
-    /// An empty file to bind a file over; an existing one is fine.
-    File(CString),
-    Symlink {
-        target: CString,
-        link: CString,
-    },
-    /// Bind `src` (under the old root) at `dst`, then remount it with `remount` flags.
-    Bind {
-        src: CString,
-        dst: CString,
-        remount: Option<libc::c_ulong>,
-    },
-    Tmpfs {
-        dst: CString,
-        data: CString,
-    },
-    Proc {
-        dst: CString,
-    },
-}
-
-/// Where the host's root is while the new one is built.
-pub(crate) const OLD_ROOT: &str = "/oldroot";
 
 /// The Landlock part: rights handled, and the rules that grant them back.
 #[derive(Debug)]
@@ -109,7 +78,7 @@ pub(crate) struct LandlockPlan {
     pub ports: Vec<(u16, u64)>,
 }
 
-/// Everything the child does, in order.
+/// Everything the child does, in order (the new root's construction is in [`super::root`]).
 #[derive(Debug)]
 pub(crate) struct ChildPlan {
     pub gateway_pid: libc::pid_t,
@@ -163,11 +132,11 @@ pub enum PlanError {
     Nul,
 }
 
-fn cstr(path: &Path) -> Result<CString, PlanError> {
+pub(super) fn cstr(path: &Path) -> Result<CString, PlanError> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| PlanError::Nul)
 }
 
-fn cstring(text: &str) -> Result<CString, PlanError> {
+pub(super) fn cstring(text: &str) -> Result<CString, PlanError> {
     CString::new(text).map_err(|_| PlanError::Nul)
 }
 
@@ -325,127 +294,6 @@ fn package_root(path: &Path) -> Option<PathBuf> {
         acc.push(c);
     }
     None
-}
-
-/// Mount flags that a bind must keep when remounted (the kernel refuses to drop them inside
-/// a user namespace), plus the ones the sandbox adds.
-fn remount_flags(path: &Path, writable: bool) -> libc::c_ulong {
-    let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
-    if !writable {
-        flags |= libc::MS_RDONLY;
-    }
-    if let Ok(st) = statvfs(path) {
-        let f = st.flags();
-        for (fs, ms) in [
-            (FsFlags::ST_RDONLY, libc::MS_RDONLY),
-            (FsFlags::ST_NOEXEC, libc::MS_NOEXEC),
-            (FsFlags::ST_NOATIME, libc::MS_NOATIME),
-            (FsFlags::ST_NODIRATIME, libc::MS_NODIRATIME),
-            (FsFlags::ST_RELATIME, libc::MS_RELATIME),
-        ] {
-            if f.contains(fs) {
-                flags |= ms;
-            }
-        }
-    }
-    flags
-}
-
-/// Adds `mkdir` steps for `path` and every missing ancestor.
-fn dirs(
-    path: &Path,
-    made: &mut BTreeSet<PathBuf>,
-    ops: &mut Vec<MountOp>,
-) -> Result<(), PlanError> {
-    let mut acc = PathBuf::from("/");
-    for c in path.components().skip(1) {
-        acc.push(c);
-        if made.insert(acc.clone()) {
-            ops.push(MountOp::Dir(cstr(&acc)?));
-        }
-    }
-    Ok(())
-}
-
-/// The new root's construction.
-pub(crate) fn mounts(binds: &[Bind], tmp_bytes: u64) -> Result<Vec<MountOp>, PlanError> {
-    let mut ops = Vec::new();
-    let mut made = BTreeSet::new();
-    for entry in SYSTEM_DIRS.iter().chain(ETC_ENTRIES) {
-        let p = Path::new(entry);
-        if let Ok(target) = std::fs::read_link(p) {
-            if let Some(parent) = p.parent() {
-                dirs(parent, &mut made, &mut ops)?;
-            }
-            made.insert(p.to_path_buf());
-            ops.push(MountOp::Symlink {
-                target: cstr(&target)?,
-                link: cstr(p)?,
-            });
-        }
-    }
-    // The private /tmp first: a configured path under the host's /tmp is bound on top of it.
-    dirs(Path::new("/tmp"), &mut made, &mut ops)?;
-    ops.push(MountOp::Tmpfs {
-        dst: cstring("/tmp")?,
-        data: cstring(&format!("mode=1777,size={tmp_bytes}"))?,
-    });
-    for b in binds {
-        let is_dir = b.path.is_dir();
-        if is_dir {
-            dirs(&b.path, &mut made, &mut ops)?;
-        } else {
-            if let Some(parent) = b.path.parent() {
-                dirs(parent, &mut made, &mut ops)?;
-            }
-            ops.push(MountOp::File(cstr(&b.path)?));
-        }
-        let src = Path::new(OLD_ROOT).join(b.path.strip_prefix("/").unwrap_or(&b.path));
-        ops.push(MountOp::Bind {
-            src: cstr(&src)?,
-            dst: cstr(&b.path)?,
-            remount: Some(remount_flags(&b.path, b.writable)),
-        });
-    }
-    // A minimal /dev, and the PID namespace's own /proc.
-    dirs(Path::new("/dev"), &mut made, &mut ops)?;
-    ops.push(MountOp::Tmpfs {
-        dst: cstring("/dev")?,
-        data: cstring("mode=0755,size=65536")?,
-    });
-    for dev in DEVICES {
-        let host = Path::new("/dev").join(dev);
-        if !host.exists() {
-            continue;
-        }
-        ops.push(MountOp::File(cstr(&host)?));
-        ops.push(MountOp::Bind {
-            src: cstr(&Path::new(OLD_ROOT).join("dev").join(dev))?,
-            dst: cstr(&host)?,
-            remount: None,
-        });
-    }
-    for (link, target) in [
-        ("/dev/fd", "/proc/self/fd"),
-        ("/dev/stdin", "/proc/self/fd/0"),
-        ("/dev/stdout", "/proc/self/fd/1"),
-        ("/dev/stderr", "/proc/self/fd/2"),
-    ] {
-        ops.push(MountOp::Symlink {
-            target: cstring(target)?,
-            link: cstring(link)?,
-        });
-    }
-    ops.push(MountOp::Dir(cstring("/dev/shm")?));
-    ops.push(MountOp::Tmpfs {
-        dst: cstring("/dev/shm")?,
-        data: cstring(&format!("mode=1777,size={tmp_bytes}"))?,
-    });
-    dirs(Path::new("/proc"), &mut made, &mut ops)?;
-    ops.push(MountOp::Proc {
-        dst: cstring("/proc")?,
-    });
-    Ok(ops)
 }
 
 /// The Landlock rules for the binds (which exist at the same paths inside), the private
