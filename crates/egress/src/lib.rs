@@ -16,8 +16,14 @@
 //! It is built directly on hyper's pooled client (with rustls for `https`): the gateway makes
 //! one upstream request per relayed call, and a thinner client costs measurably less per call.
 //! Owning the connector is also what the address checks of the SSRF guard need.
+//!
+//! [`EgressClient::guarded`] builds the same client over the SSRF guard ([`guard`]): checked
+//! URLs, one resolution, connections only to checked addresses, bounded bodies and time, and
+//! redirects followed only through [`EgressClient::send_following`]. [`EgressClient::new`]
+//! keeps the unguarded behaviour until the gateway switches to the guarded client.
 
 pub mod address;
+pub mod guard;
 pub mod proxy;
 
 use std::time::Duration;
@@ -48,6 +54,11 @@ pub enum EgressError {
     Transport { host: String, reason: String },
     #[error("could not build the HTTP client: {0}")]
     Build(String),
+    /// The SSRF guard refused the URL, an address it resolved to, or a redirect.
+    #[error(transparent)]
+    Refused(#[from] guard::Refusal),
+    #[error("redirects are followed only by a guarded client")]
+    RedirectsNeedGuard,
 }
 
 /// Settings of the outbound client.
@@ -100,6 +111,10 @@ impl EgressRequest {
 pub struct EgressResponse {
     host: String,
     inner: http::Response<Incoming>,
+    /// The guarded client's own bound on `bytes_limited`, whatever the caller asks.
+    max_body: usize,
+    /// The guarded client's total deadline, which covers reading the body.
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl EgressResponse {
@@ -114,6 +129,19 @@ impl EgressResponse {
     /// Reads the whole body, refusing more than `limit` bytes (checked while reading, so an
     /// endless body costs at most `limit` bytes of memory).
     pub async fn bytes_limited(self, limit: usize) -> Result<Bytes, EgressError> {
+        match self.deadline {
+            Some(deadline) => {
+                let host = self.host.clone();
+                tokio::time::timeout_at(deadline, self.read_limited(limit))
+                    .await
+                    .map_err(|_| EgressError::Timeout { host })?
+            }
+            None => self.read_limited(limit).await,
+        }
+    }
+
+    async fn read_limited(self, limit: usize) -> Result<Bytes, EgressError> {
+        let limit = limit.min(self.max_body);
         let host = self.host;
         let declared = self
             .inner
@@ -164,37 +192,54 @@ impl EgressResponse {
 }
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type GuardedConnector = hyper_rustls::HttpsConnector<guard::GuardedConnector>;
 
 /// The outbound HTTP client. Cheap to clone: clones share the connection pool.
 #[derive(Debug, Clone)]
 pub struct EgressClient {
-    inner: Client<Connector, Full<Bytes>>,
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Plain(Client<Connector, Full<Bytes>>),
+    Guarded {
+        client: Client<GuardedConnector, Full<Bytes>>,
+        guard: guard::EgressGuard,
+    },
 }
 
 impl EgressClient {
+    /// The client without the SSRF guard (only the scheme is checked).
     pub fn new(config: &EgressConfig) -> Result<Self, EgressError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| EgressError::Build(e.to_string()))?
-        .with_root_certificates(native_roots())
-        .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(https);
-        Ok(EgressClient { inner })
+        let client = pooled(config, tls_over(http)?);
+        Ok(EgressClient {
+            inner: Inner::Plain(client),
+        })
+    }
+
+    /// The client behind the SSRF guard: every request's URL is checked, names are resolved
+    /// once and every address checked, connections go only to checked addresses, no proxy
+    /// from the environment, redirects only through [`send_following`](Self::send_following),
+    /// and the guard's time and body bounds apply.
+    pub fn guarded(config: &EgressConfig, guard: guard::EgressGuard) -> Result<Self, EgressError> {
+        let connector = guard::GuardedConnector::new(guard.clone(), config.connect_timeout);
+        let client = pooled(config, tls_over(connector)?);
+        Ok(EgressClient {
+            inner: Inner::Guarded { client, guard },
+        })
+    }
+
+    /// The guard, for a guarded client.
+    pub fn guard(&self) -> Option<&guard::EgressGuard> {
+        match &self.inner {
+            Inner::Plain(_) => None,
+            Inner::Guarded { guard, .. } => Some(guard),
+        }
     }
 
     /// Parses and checks a URL for outbound use.
@@ -213,27 +258,116 @@ impl EgressClient {
         }
     }
 
-    /// Sends one request and returns the response head.
+    /// Sends one request and returns the response head. Redirects are returned as they are.
     pub async fn send(&self, req: EgressRequest) -> Result<EgressResponse, EgressError> {
-        check_scheme(&req.uri)?;
-        let host = req.uri.host().unwrap_or_default().to_owned();
-        let mut builder = http::Request::builder().method(req.method).uri(req.uri);
-        if let Some(h) = builder.headers_mut() {
-            *h = req.headers;
+        match &self.inner {
+            Inner::Plain(client) => {
+                check_scheme(&req.uri)?;
+                dispatch(client, req, None).await
+            }
+            Inner::Guarded { client, guard } => {
+                guard.check_url(&req.uri)?;
+                let limits = guard.limits();
+                let total = limits.total_timeout;
+                let timeout = req.timeout.map_or(total, |t| t.min(total));
+                let deadline = tokio::time::Instant::now() + timeout;
+                let uri = req.uri.clone();
+                let mut resp =
+                    dispatch(client, req, Some(deadline))
+                        .await
+                        .map_err(|e| match e {
+                            // hyper gives the connector only scheme and authority: the audit gets
+                            // the whole (redacted) URL.
+                            EgressError::Refused(refusal) => {
+                                EgressError::Refused(refusal.for_request(&uri))
+                            }
+                            other => other,
+                        })?;
+                resp.max_body = limits.max_response_bytes;
+                resp.deadline = Some(deadline);
+                Ok(resp)
+            }
         }
-        let request = builder
-            .body(Full::new(req.body))
-            .map_err(|e| transport(&host, &e))?;
-        let sending = self.inner.request(request);
-        let result = match req.timeout {
-            Some(t) => tokio::time::timeout(t, sending)
-                .await
-                .map_err(|_| EgressError::Timeout { host: host.clone() })?,
-            None => sending.await,
-        };
-        let inner = result.map_err(|e| classify(&host, &e))?;
-        Ok(EgressResponse { host, inner })
     }
+
+    /// Sends `req`, following redirects (at most the guard's `max_redirects`), each hop a new
+    /// request checked by the guard, credentials dropped when the origin changes (see
+    /// [`guard::redirect::next_hop`]). Only a guarded client follows redirects.
+    pub async fn send_following(&self, req: EgressRequest) -> Result<EgressResponse, EgressError> {
+        let guard = self.guard().ok_or(EgressError::RedirectsNeedGuard)?;
+        let max = guard.limits().max_redirects;
+        let mut req = req;
+        for _ in 0..=max {
+            let resp = self.send(req.clone()).await?;
+            match guard::redirect::next_hop(guard, &req, resp.status(), resp.headers())? {
+                Some(next) => req = next,
+                None => return Ok(resp),
+            }
+        }
+        Err(guard::Refusal::new(&req.uri, guard::Rule::TooManyRedirects(max)).into())
+    }
+}
+
+/// hyper-util's pooled client over `connector`.
+fn pooled<C>(config: &EgressConfig, connector: C) -> Client<C, Full<Bytes>>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
+{
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(config.pool_idle_timeout)
+        .pool_max_idle_per_host(config.pool_max_idle_per_host)
+        .build(connector)
+}
+
+/// rustls (with the system's roots) over a TCP connector; `http` URLs pass through in clear.
+fn tls_over<T>(tcp: T) -> Result<hyper_rustls::HttpsConnector<T>, EgressError> {
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| EgressError::Build(e.to_string()))?
+    .with_root_certificates(native_roots())
+    .with_no_client_auth();
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(tcp))
+}
+
+/// Sends one request on `client`, bounded by the request's timeout or `deadline`.
+async fn dispatch<C>(
+    client: &Client<C, Full<Bytes>>,
+    req: EgressRequest,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<EgressResponse, EgressError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let host = req.uri.host().unwrap_or_default().to_owned();
+    let mut builder = http::Request::builder().method(req.method).uri(req.uri);
+    if let Some(h) = builder.headers_mut() {
+        *h = req.headers;
+    }
+    let request = builder
+        .body(Full::new(req.body))
+        .map_err(|e| transport(&host, &e))?;
+    let sending = client.request(request);
+    let deadline = deadline.or_else(|| req.timeout.map(|t| tokio::time::Instant::now() + t));
+    let result = match deadline {
+        Some(d) => tokio::time::timeout_at(d, sending)
+            .await
+            .map_err(|_| EgressError::Timeout { host: host.clone() })?,
+        None => sending.await,
+    };
+    let inner = result.map_err(|e| classify(&host, &e))?;
+    Ok(EgressResponse {
+        host,
+        inner,
+        max_body: usize::MAX,
+        deadline: None,
+    })
 }
 
 /// The operating system's trust anchors (what a browser on this machine would trust).
@@ -257,6 +391,9 @@ fn check_scheme(uri: &Uri) -> Result<(), EgressError> {
 
 fn classify(host: &str, e: &hyper_util::client::legacy::Error) -> EgressError {
     let host = host.to_owned();
+    if let Some(refusal) = find_refusal(e) {
+        return EgressError::Refused(refusal);
+    }
     if e.is_connect() {
         EgressError::Connect {
             host,
@@ -275,6 +412,23 @@ fn transport(host: &str, e: &(dyn std::error::Error + 'static)) -> EgressError {
         host: host.to_owned(),
         reason: source_chain(e),
     }
+}
+
+/// The guard's refusal, if the connector's error is one (hyper wraps it as a cause).
+fn find_refusal(e: &(dyn std::error::Error + 'static)) -> Option<guard::Refusal> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(refusal) = err.downcast_ref::<guard::Refusal>() {
+            return Some(refusal.clone());
+        }
+        if let Some(guard::ConnectFailure::Refused(refusal)) =
+            err.downcast_ref::<guard::ConnectFailure>()
+        {
+            return Some(refusal.clone());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// Transport errors say little at the top ("error sending request"); the cause is below.

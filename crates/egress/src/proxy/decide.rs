@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::destination::{Destination, Host};
 use super::event::Reason;
-use super::resolve::{MAX_ADDRESSES, Resolve};
+use super::resolve::{Resolve, resolve_bounded};
 use crate::address::{AddressClass, classify, is_metadata_host};
 
 /// A destination that passed: the addresses to try, in order.
@@ -52,24 +52,10 @@ pub(crate) async fn check(
     if is_metadata_host(name) {
         return Err(refuse(Reason::MetadataHost, Vec::new()));
     }
-    let resolved =
-        match tokio::time::timeout(resolve_timeout, resolver.resolve(name, dest.port)).await {
-            Ok(Ok(mut ips)) => {
-                ips.truncate(MAX_ADDRESSES);
-                let mut unique = Vec::with_capacity(ips.len());
-                for ip in ips {
-                    if !unique.contains(&ip) {
-                        unique.push(ip);
-                    }
-                }
-                unique
-            }
-            Ok(Err(e)) => return Err(refuse(Reason::ResolveFailed(e.to_string()), Vec::new())),
-            Err(_) => {
-                let why = format!("no answer within {} ms", resolve_timeout.as_millis());
-                return Err(refuse(Reason::ResolveFailed(why), Vec::new()));
-            }
-        };
+    let resolved = match resolve_bounded(resolver, name, dest.port, resolve_timeout).await {
+        Ok(resolved) => resolved,
+        Err(why) => return Err(refuse(Reason::ResolveFailed(why), Vec::new())),
+    };
     if resolved.is_empty() {
         return Err(refuse(Reason::NoAddresses, resolved));
     }

@@ -42,6 +42,7 @@ use tokio::task::JoinSet;
 
 pub use destination::{Destination, DestinationError, Host};
 pub use event::{ProxyEvent, Reason, RequestKind};
+pub(crate) use resolve::resolve_bounded;
 pub use resolve::{MAX_ADDRESSES, Resolve, SystemResolver};
 
 use head::HeadError;
@@ -248,7 +249,7 @@ impl Inner {
                 return None;
             }
         };
-        match self.connect(&approved.addrs).await {
+        match connect_first(&approved.addrs, cfg.connect_timeout).await {
             Ok((upstream, addr)) => {
                 self.report(dest, kind, approved.resolved, Reason::Connected(addr));
                 Some((client, upstream))
@@ -260,28 +261,6 @@ impl Inner {
                 None
             }
         }
-    }
-
-    /// Connects to the first checked address that answers.
-    async fn connect(&self, addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), String> {
-        let mut last = String::from("no address to connect to");
-        for addr in addrs.iter().take(MAX_CONNECT_ATTEMPTS) {
-            match tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr)).await
-            {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Ok((stream, *addr));
-                }
-                Ok(Err(e)) => last = format!("{addr}: {e}"),
-                Err(_) => {
-                    last = format!(
-                        "{addr}: no connection within {} ms",
-                        self.config.connect_timeout.as_millis()
-                    );
-                }
-            }
-        }
-        Err(last)
     }
 
     fn report(
@@ -299,6 +278,32 @@ impl Inner {
             reason,
         });
     }
+}
+
+/// Connects to the first of `addrs` (checked addresses, in order) that answers, trying at most
+/// [`MAX_CONNECT_ATTEMPTS`], each bounded by `connect_timeout`. Shared with the egress guard's
+/// connector. The error says why the last attempt failed.
+pub(crate) async fn connect_first(
+    addrs: &[SocketAddr],
+    connect_timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), String> {
+    let mut last = String::from("no address to connect to");
+    for addr in addrs.iter().take(MAX_CONNECT_ATTEMPTS) {
+        match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, *addr));
+            }
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => {
+                last = format!(
+                    "{addr}: no connection within {} ms",
+                    connect_timeout.as_millis()
+                );
+            }
+        }
+    }
+    Err(last)
 }
 
 /// The refusal as told to the sandboxed client: the rule, without the addresses a name

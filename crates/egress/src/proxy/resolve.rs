@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -25,5 +26,31 @@ impl Resolve for SystemResolver {
             let found = tokio::net::lookup_host((host, port)).await?;
             Ok(found.map(|a| a.ip()).take(MAX_ADDRESSES).collect())
         })
+    }
+}
+
+/// Resolves `name` once through `resolver`, bounded by `timeout`: at most [`MAX_ADDRESSES`]
+/// addresses, duplicates removed, in the resolver's order. Shared by the sandbox proxy and the
+/// egress guard, so both check exactly the list they will connect to. The error is the reason,
+/// fit for an audit record.
+pub(crate) async fn resolve_bounded(
+    resolver: &dyn Resolve,
+    name: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Vec<IpAddr>, String> {
+    match tokio::time::timeout(timeout, resolver.resolve(name, port)).await {
+        Ok(Ok(mut ips)) => {
+            ips.truncate(MAX_ADDRESSES);
+            let mut unique = Vec::with_capacity(ips.len());
+            for ip in ips {
+                if !unique.contains(&ip) {
+                    unique.push(ip);
+                }
+            }
+            Ok(unique)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     }
 }

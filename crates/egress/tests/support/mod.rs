@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod guarded;
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +27,29 @@ pub struct TableResolver {
     pub calls: Arc<AtomicUsize>,
 }
 
+impl TableResolver {
+    /// Answers each name with its addresses; any other name is not found.
+    pub fn new(names: &[(&str, &[&str])]) -> TableResolver {
+        let names = names
+            .iter()
+            .map(|(n, ips)| {
+                (
+                    (*n).to_owned(),
+                    ips.iter().map(|i| i.parse().unwrap()).collect(),
+                )
+            })
+            .collect();
+        TableResolver {
+            names,
+            calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
 impl Resolve for TableResolver {
     fn resolve<'a>(&'a self, host: &'a str, _port: u16) -> BoxFuture<'a, io::Result<Vec<IpAddr>>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -45,20 +70,8 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(config: ProxyConfig, names: &[(&str, &[&str])]) -> Proxy {
-        let names = names
-            .iter()
-            .map(|(n, ips)| {
-                (
-                    (*n).to_owned(),
-                    ips.iter().map(|i| i.parse().unwrap()).collect(),
-                )
-            })
-            .collect();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let resolver = TableResolver {
-            names,
-            calls: Arc::clone(&calls),
-        };
+        let resolver = TableResolver::new(names);
+        let calls = Arc::clone(&resolver.calls);
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&events);
         let proxy = SandboxProxy::new(config, Arc::new(resolver), move |e| {
@@ -220,6 +233,103 @@ impl HttpOrigin {
 }
 
 impl Drop for HttpOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP origin with routes: each listed path answers its status with a `Location`; `/big`
+/// answers 4096 bytes; any other path answers `200 hello from <path>`. Records every request
+/// head, one request per connection.
+pub struct Site {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl Site {
+    pub async fn start(routes: &[(&str, u16, &str)]) -> Site {
+        let routes: Vec<(String, u16, String)> = routes
+            .iter()
+            .map(|(p, s, l)| ((*p).to_owned(), *s, (*l).to_owned()))
+            .collect();
+        let routes = Arc::new(routes);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let seen = Arc::clone(&seen);
+                let routes = Arc::clone(&routes);
+                tokio::spawn(async move {
+                    let head = read_head(&mut sock).await;
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                    seen.lock().unwrap().push(head);
+                    let response = match routes.iter().find(|(p, _, _)| *p == path) {
+                        Some((_, status, location)) => format!(
+                            "HTTP/1.1 {status} Redirect\r\nLocation: {location}\r\n\
+                             Content-Length: 0\r\nConnection: close\r\n\r\n"
+                        ),
+                        None => {
+                            let body = if path == "/big" {
+                                "x".repeat(4096)
+                            } else {
+                                format!("hello from {path}")
+                            };
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            )
+                        }
+                    };
+                    let _ = sock.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Site {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A listener that accepts connections and never answers (for timeouts).
+pub struct Silent {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Silent {
+    pub async fn start() -> Silent {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        Silent { addr, task }
+    }
+}
+
+impl Drop for Silent {
     fn drop(&mut self) {
         self.task.abort();
     }
