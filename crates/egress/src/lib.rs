@@ -55,8 +55,10 @@ pub enum EgressError {
     #[error("could not build the HTTP client: {0}")]
     Build(String),
     /// The SSRF guard refused the URL, an address it resolved to, or a redirect.
+    /// (Boxed: a refusal carries the URL and the rule, and every `Result` of this crate
+    /// would otherwise be as large.)
     #[error(transparent)]
-    Refused(#[from] guard::Refusal),
+    Refused(Box<guard::Refusal>),
     #[error("redirects are followed only by a guarded client")]
     RedirectsNeedGuard,
 }
@@ -279,7 +281,7 @@ impl EgressClient {
                             // hyper gives the connector only scheme and authority: the audit gets
                             // the whole (redacted) URL.
                             EgressError::Refused(refusal) => {
-                                EgressError::Refused(refusal.for_request(&uri))
+                                EgressError::Refused(Box::new(refusal.for_request(&uri)))
                             }
                             other => other,
                         })?;
@@ -389,10 +391,16 @@ fn check_scheme(uri: &Uri) -> Result<(), EgressError> {
     }
 }
 
+impl From<guard::Refusal> for EgressError {
+    fn from(refusal: guard::Refusal) -> Self {
+        EgressError::Refused(Box::new(refusal))
+    }
+}
+
 fn classify(host: &str, e: &hyper_util::client::legacy::Error) -> EgressError {
     let host = host.to_owned();
     if let Some(refusal) = find_refusal(e) {
-        return EgressError::Refused(refusal);
+        return EgressError::Refused(Box::new(refusal));
     }
     if e.is_connect() {
         EgressError::Connect {

@@ -153,7 +153,7 @@ async fn every_url_of_the_corpus_is_refused_before_any_connection() {
                 .await
                 .map(|_| ())
                 .expect_err(&url),
-            Err(_) => EgressError::Refused(world.guard.check_str(&url).expect_err(&url)),
+            Err(_) => EgressError::from(world.guard.check_str(&url).expect_err(&url)),
         };
         failures.extend(check_refusal(&url, code, address, &err));
     }
@@ -176,7 +176,7 @@ async fn the_connector_refuses_the_corpus_on_its_own() {
         };
         match connector.connect(&uri).await {
             Err(ConnectFailure::Refused(r)) => {
-                failures.extend(check_refusal(&url, code, address, &EgressError::Refused(r)));
+                failures.extend(check_refusal(&url, code, address, &EgressError::from(r)));
             }
             Err(other) => failures.push(format!("{url}: {other}")),
             Ok(_) => failures.push(format!("{url}: connected")),
