@@ -6,10 +6,13 @@
 //!   builds the `WWW-Authenticate` challenges of the MCP authorization spec.
 //! - [`upstream`]: the credentials the gateway presents to remote MCP servers. Each server
 //!   has its own; the client's token is never one of them.
+//! - [`client`]: the gateway as an OAuth client of a remote MCP server's authorization
+//!   server, acting for one user (authorization code with PKCE, discovery, registration).
 //! - [`secret`]: a type for secret strings that never prints.
 //!
 //! All network access goes through `portcullis-egress`, the gateway's one outbound client.
 
+pub mod client;
 pub mod resource;
 pub mod secret;
 pub mod upstream;

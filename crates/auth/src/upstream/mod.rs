@@ -19,7 +19,7 @@ mod error;
 mod spec;
 mod strip;
 mod token_cache;
-mod token_endpoint;
+pub(crate) mod token_endpoint;
 mod token_exchange;
 mod validate;
 

@@ -127,23 +127,13 @@ impl TokenEndpoint {
         Ok(request)
     }
 
-    /// RFC 6749 §2.3.1: id and secret are each form-encoded, then joined for Basic.
     fn basic_authorization(&self) -> Result<HeaderValue, CredentialError> {
-        let mut pair = Zeroizing::new(String::new());
-        pair.extend(form_urlencoded::byte_serialize(self.client_id.as_bytes()));
-        pair.push(':');
-        pair.extend(form_urlencoded::byte_serialize(
-            self.client_secret.expose().as_bytes(),
-        ));
-        let mut value = Zeroizing::new(String::from("Basic "));
-        base64::engine::general_purpose::STANDARD.encode_string(pair.as_bytes(), &mut value);
-        let mut header =
-            HeaderValue::from_str(&value).map_err(|_| CredentialError::InvalidTokenResponse {
+        basic_authorization(&self.client_id, &self.client_secret).ok_or_else(|| {
+            CredentialError::InvalidTokenResponse {
                 url: self.url_text.clone(),
                 reason: "client credentials cannot form a header".into(),
-            })?;
-        header.set_sensitive(true);
-        Ok(header)
+            }
+        })
     }
 
     fn egress_error(&self, e: EgressError) -> CredentialError {
@@ -219,6 +209,22 @@ impl TokenEndpoint {
     }
 }
 
+/// RFC 6749 §2.3.1: id and secret are each form-encoded, then joined for Basic. The header
+/// is marked sensitive; `None` if it cannot be a header value.
+pub(crate) fn basic_authorization(client_id: &str, client_secret: &Secret) -> Option<HeaderValue> {
+    let mut pair = Zeroizing::new(String::new());
+    pair.extend(form_urlencoded::byte_serialize(client_id.as_bytes()));
+    pair.push(':');
+    pair.extend(form_urlencoded::byte_serialize(
+        client_secret.expose().as_bytes(),
+    ));
+    let mut value = Zeroizing::new(String::from("Basic "));
+    base64::engine::general_purpose::STANDARD.encode_string(pair.as_bytes(), &mut value);
+    let mut header = HeaderValue::from_str(&value).ok()?;
+    header.set_sensitive(true);
+    Some(header)
+}
+
 /// The fields of RFC 6749 §5.1 / §5.2 the gateway reads. No `Debug`: it holds a token.
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -246,7 +252,7 @@ fn optional_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secr
 }
 
 /// `expires_in` is a number of seconds; some servers send it as a string or a float.
-fn seconds(value: &serde_json::Value) -> Option<Duration> {
+pub(crate) fn seconds(value: &serde_json::Value) -> Option<Duration> {
     let secs = match value {
         serde_json::Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
@@ -262,7 +268,7 @@ fn seconds(value: &serde_json::Value) -> Option<Duration> {
 /// Server-provided text on its way into an error: control characters dropped, any secret
 /// the server echoed back replaced, then cut to a bound (in that order, so the cut cannot
 /// leave half a secret behind).
-fn scrub(text: &str, never_echo: &[&str]) -> String {
+pub(crate) fn scrub(text: &str, never_echo: &[&str]) -> String {
     let mut out: String = text.chars().filter(|c| !c.is_control()).collect();
     for secret in never_echo.iter().filter(|s| !s.is_empty()) {
         if out.contains(secret) {

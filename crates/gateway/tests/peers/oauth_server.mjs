@@ -23,7 +23,9 @@
 //     "scopes": ["mcp:tools"],             // extra static scopes (resource scopes are added)
 //     "jwks": { "keys": [<private RSA JWK with kid>] },   // the first key signs
 //     "defaultResource": null | "http://...",             // for requests without `resource`
-//     "devInteractions": false, "registration": false
+//     "devInteractions": false, "registration": false,
+//     "generateKey": false,   // no `jwks`: sign with an RSA key generated at start
+//     "refreshTokens": false  // issue refresh tokens to every client allowed the grant
 //   }
 //
 // Features: client credentials, resource indicators (RFC 8707; a resource not in `resources`,
@@ -33,7 +35,7 @@
 // /.well-known/oauth-authorization-server (RFC 8414) and /.well-known/openid-configuration.
 // Nothing is fetched from the network: clients and keys are all local.
 
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
@@ -84,6 +86,10 @@ const clients = (config.clients ?? []).map(({ resources: allow, scope, ...client
 const scopes = new Set(['openid', ...words(config.scopes)]);
 for (const rs of resources.values()) words(rs.scope).forEach((s) => scopes.add(s));
 
+if (!config.jwks?.keys?.length && config.generateKey === true) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  config.jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'generated' }] };
+}
 if (!config.jwks?.keys?.length) {
   process.stderr.write('oauth_server: the config must give `jwks` (a private JWK set)\n');
   process.exit(2);
@@ -104,6 +110,9 @@ server.listen(port, '127.0.0.1', () => {
     scopes: [...scopes],
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     pkce: { required: () => true },
+    ...(config.refreshTokens === true
+      ? { issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token') }
+      : {}),
     ttl: { AccessToken: ttl, ClientCredentials: ttl },
     features: {
       clientCredentials: { enabled: true },
