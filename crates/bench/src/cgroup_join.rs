@@ -4,10 +4,11 @@
 //! process takes the kernel's thread-group lock for writing, which first waits for an RCU
 //! grace period: milliseconds, more on a busy machine.
 //!
-//! Measured where the sandbox makes its cgroups, in one of the benchmark's own
-//! (`bench-<pid>`): a `sleep` process is started, moved in by writing its pid to
-//! `cgroup.procs` (the time of that write is the figure), and stopped; the cgroup is
-//! removed at the end. Nothing is measured where the sandbox uses no cgroup.
+//! Measured where the sandbox makes its cgroups, each time in a fresh one of the
+//! benchmark's own (`bench-<pid>-<n>`, with `pids.max` set, as the sandbox makes one per
+//! server): a `sleep` process is started, moved in by writing its pid to `cgroup.procs`
+//! (the time of that write is the figure), and stopped, and the cgroup removed. Nothing is
+//! measured where the sandbox uses no cgroup.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -26,8 +27,8 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// How long the emptied cgroup may stay busy before it is left in place.
 const REMOVE_TRIES: usize = 40;
 
-/// Removes the benchmark's cgroup if a run ends early (one try: its processes may still
-/// be dying; the normal path waits for them in [`remove`]).
+/// Removes a cgroup of the benchmark's if a run ends early (one try: its process may still
+/// be dying; the normal path waits for it in [`remove`]).
 struct Guard(PathBuf);
 
 impl Drop for Guard {
@@ -36,25 +37,28 @@ impl Drop for Guard {
     }
 }
 
-/// `runs` timed moves into a fresh pids cgroup; `None` where the sandbox uses none.
+/// `runs` timed moves, each into a fresh pids cgroup as the sandbox makes one per server;
+/// `None` where the sandbox uses none.
 pub async fn run(runs: usize) -> anyhow::Result<Option<Spread>> {
     let Some(base) = portcullis_sandbox::support().pids_cgroup.clone() else {
         return Ok(None);
     };
-    let dir = base.join(format!("bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let guard = Guard(dir.clone());
-    let procs = dir.join("cgroup.procs");
+    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
     let mut times = Vec::with_capacity(runs);
     for round in 0..WARMUP_RUNS + runs {
-        let took = move_one(&procs).await?;
+        let dir = base.join(format!("bench-{}-{round}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let guard = Guard(dir.clone());
+        std::fs::write(dir.join("pids.max"), "256")
+            .with_context(|| format!("cannot limit {}", dir.display()))?;
+        let took = move_one(&dir.join("cgroup.procs")).await?;
+        remove(&dir).await;
+        drop(guard);
         if round >= WARMUP_RUNS {
             times.push(took);
         }
         tokio::time::sleep(SETTLE).await;
     }
-    remove(&dir).await;
-    drop(guard);
     Ok(Some(Spread::from_samples(times)))
 }
 

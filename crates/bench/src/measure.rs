@@ -181,7 +181,7 @@ pub async fn compare_all<T: Target>(
 }
 
 /// The order of the contestants in round `r`: rotated by one each round.
-fn round_order(r: usize, n: usize) -> impl Iterator<Item = usize> {
+pub(crate) fn round_order(r: usize, n: usize) -> impl Iterator<Item = usize> {
     (0..n).map(move |k| (r + k) % n)
 }
 

@@ -106,6 +106,11 @@ pub(crate) fn spawn_table(out: &mut String, s: &SpawnToReady, checks: &[Check]) 
     let _ = writeln!(out, "  where the time goes");
     way(out, "  direct through fork", &s.forked);
     way(out, "  sandbox, host network", &s.host_network);
+    info(
+        out,
+        "  arm (sandboxed)",
+        [&ms(s.sandboxed.arm.p50_us), &ms(s.sandboxed.arm.p95_us), ""],
+    );
     if let Some(j) = &s.cgroup_join {
         info(
             out,
@@ -115,15 +120,15 @@ pub(crate) fn spawn_table(out: &mut String, s: &SpawnToReady, checks: &[Check]) 
     }
     let _ = writeln!(
         out,
-        "  {:<22}p50 direct {}, sandboxed {} (stdin closed until exited and released)",
-        "  teardown",
+        "  {:<22}direct {}, sandboxed {} (stdin closed until exited and released)",
+        "  teardown p50",
         ms(s.direct.teardown.p50_us),
         ms(s.sandboxed.teardown.p50_us)
     );
     let _ = writeln!(
         out,
-        "  {:<22}{} kernel probe (once per process), {} plan (once per config load)",
-        "  before the first",
+        "  {:<22}kernel probe {} (per process), plan {} (per config load)",
+        "  set up once",
         ms(s.probe.as_secs_f64() * 1e6),
         ms(s.plan.as_secs_f64() * 1e6)
     );
@@ -219,6 +224,7 @@ fn way_json(w: &WayFigures) -> Value {
     json!({
         "ready": spread_json(&w.ready),
         "spawn_returned": spread_json(&w.spawned),
+        "arm": spread_json(&w.arm),
         "teardown": spread_json(&w.teardown),
         "namespaces_of_its_own": w.isolated,
     })

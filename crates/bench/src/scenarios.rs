@@ -241,11 +241,28 @@ async fn start_fixture_http(env: &Env) -> anyhow::Result<(Proc, String)> {
     Ok((proc, url))
 }
 
-/// `portcullis serve` with config `text`; the URL of its `/mcp/demo` route.
+/// What every HTTP gateway of the benchmark adds to its config when it has no `[egress]`:
+/// its upstream (the HTTP fixture) and its issuer (the in-process authorization server) are
+/// on loopback over plain http, which the egress guard refuses unless the config opens it.
+/// The gateway measured is the production binary with its production defaults otherwise.
+pub(crate) const LOOPBACK_EGRESS: &str =
+    "\n[egress]\nallow = [\"127.0.0.0/8\"]\nhttp = [\"127.0.0.1\"]\n";
+
+/// `text` with [`LOOPBACK_EGRESS`], unless it opens egress itself.
+pub(crate) fn with_loopback_egress(text: &str) -> String {
+    if text.lines().any(|l| l.trim_start().starts_with("[egress]")) {
+        text.to_owned()
+    } else {
+        format!("{text}{LOOPBACK_EGRESS}")
+    }
+}
+
+/// `portcullis serve` with config `text` (and [`LOOPBACK_EGRESS`]); the URL of its
+/// `/mcp/demo` route.
 async fn start_gateway_http(env: &Env, text: &str, tag: &str) -> anyhow::Result<(Proc, String)> {
     let name = format!("gateway ({tag})");
     let name = name.as_str();
-    let config = env.write(&format!("{tag}.toml"), text)?;
+    let config = env.write(&format!("{tag}.toml"), &with_loopback_egress(text))?;
     let mut proc = Proc::spawn(
         name,
         &env.bin,
@@ -473,6 +490,22 @@ mod tests {
         );
         let http: toml::Table = http_config("http://127.0.0.1:1/mcp", 10100, &state).parse()?;
         assert_eq!(http["gateway"]["max_sessions"].as_integer(), Some(10100));
+        Ok(())
+    }
+
+    #[test]
+    fn http_gateways_open_loopback_for_their_fixture_and_issuer() -> anyhow::Result<()> {
+        use portcullis_gateway::config::{Config, ConfigSource};
+        let state = state_line(Path::new("/tmp/bench"), "x");
+        let text = with_loopback_egress(&http_config("http://127.0.0.1:1/mcp", 10, &state));
+        let cfg = Config::parse(&text, ConfigSource::Embedded("bench"))?;
+        assert!(cfg.egress.opens_address("127.0.0.1".parse()?, 1));
+        let own = "[egress]\nallow = []\n";
+        assert_eq!(
+            with_loopback_egress(own),
+            own,
+            "a config's own [egress] is kept"
+        );
         Ok(())
     }
 }

@@ -15,11 +15,11 @@
 //! `posix_spawn`, a vfork: the whole parent's page tables are copied instead), and the
 //! sandbox with **`network = "host"`** (no network namespace).
 //!
-//! The ways take turns run by run, after a few untimed runs of each, so that load from
-//! elsewhere on the machine falls on all of them alike. Every run is checked: the server
-//! that answered a sandboxed run must be in user, mount and PID namespaces (and, unless the
-//! network is the host's, a network namespace) other than the benchmark's, and a direct
-//! one in the benchmark's own.
+//! The ways take turns run by run (the order rotating by one each round), after a few
+//! untimed runs of each, so that load from elsewhere on the machine falls on all of them
+//! alike. Every run is checked: the server that answered a sandboxed run must be in user,
+//! mount and PID namespaces (and, unless the network is the host's, a network namespace)
+//! other than the benchmark's, and a direct one in the benchmark's own.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ use anyhow::{Context, bail};
 use portcullis_sandbox::{Layer, Network, Profile, Sandbox, SandboxTarget};
 
 use crate::cgroup_join;
+use crate::measure;
 use crate::procs::{self, Proc};
 use crate::scenarios::{Env, Settings};
 use crate::stats::Spread;
@@ -64,6 +65,9 @@ pub struct WayFigures {
     /// From just before the spawn until `spawn` returned (the child has called `exec`; for
     /// a sandboxed one, after every namespace, mount, Landlock rule and the seccomp filter).
     pub spawned: Spread,
+    /// [`Sandbox::arm`] alone (its pids cgroup made, where it uses one); zero without a
+    /// sandbox. Part of `spawned`.
+    pub arm: Spread,
     /// From closing the server's stdin until it has exited and its sandbox is released.
     pub teardown: Spread,
     /// The namespaces of the answering server that are not the benchmark's.
@@ -110,6 +114,7 @@ impl SpawnToReady {
 struct Run {
     ready: Duration,
     spawned: Duration,
+    arm: Duration,
     teardown: Duration,
     isolated: Vec<&'static str>,
 }
@@ -162,7 +167,8 @@ pub async fn run(env: &Env, s: &Settings) -> anyhow::Result<SpawnToReady> {
     ];
     let mut results: Vec<Vec<Run>> = ways.iter().map(|_| Vec::new()).collect();
     for round in 0..WARMUP_RUNS + s.spawn_runs {
-        for (i, way) in ways.iter().enumerate() {
+        for i in measure::round_order(round, ways.len()) {
+            let way = &ways[i];
             let run = once(&bin, way, s.timeout)
                 .await
                 .with_context(|| format!("the fixture started {}", way.name))?;
@@ -196,6 +202,7 @@ fn summarize(runs: Vec<Run>) -> WayFigures {
     WayFigures {
         ready: pick(|r| r.ready),
         spawned: pick(|r| r.spawned),
+        arm: pick(|r| r.arm),
         teardown: pick(|r| r.teardown),
         isolated: runs.first().map(|r| r.isolated.clone()).unwrap_or_default(),
     }
@@ -255,6 +262,7 @@ async fn once(bin: &Path, way: &Way<'_>, timeout: Duration) -> anyhow::Result<Ru
         Some(sandbox) => Some(sandbox.arm(&mut cmd).context("arming the sandbox")?),
         None => None,
     };
+    let armed_at = start.elapsed();
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     let spawned = cmd.spawn();
@@ -288,6 +296,7 @@ async fn once(bin: &Path, way: &Way<'_>, timeout: Duration) -> anyhow::Result<Ru
     Ok(Run {
         ready,
         spawned: spawned_at,
+        arm: armed_at,
         teardown: stop.elapsed(),
         isolated,
     })

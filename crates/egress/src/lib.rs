@@ -1,7 +1,8 @@
 //! The one outbound HTTP client of Portcullis.
 //!
-//! Every request the gateway makes to the outside world — upstream MCP servers today; JWKS,
-//! authorization-server metadata and token endpoints later — leaves through [`EgressClient`].
+//! Every request the gateway makes to the outside world — upstream MCP servers, JWKS,
+//! authorization-server metadata, token and introspection endpoints — leaves through
+//! [`EgressClient`].
 //! Keeping a single type is the point: SSRF defences (address checks, pinned resolution,
 //! per-hop redirect checks) are added here once and then hold for every caller, instead of
 //! differing between code paths.
@@ -19,12 +20,15 @@
 //!
 //! [`EgressClient::guarded`] builds the same client over the SSRF guard ([`guard`]): checked
 //! URLs, one resolution, connections only to checked addresses, bounded bodies and time, and
-//! redirects followed only through [`EgressClient::send_following`]. [`EgressClient::new`]
-//! keeps the unguarded behaviour until the gateway switches to the guarded client.
+//! redirects followed only through [`EgressClient::send_following`]. It is the gateway's
+//! client; [`EgressClient::new`] (unguarded) is left for tools and tests.
 
 pub mod address;
 pub mod guard;
+mod observer;
 pub mod proxy;
+
+pub use observer::RefusalObserver;
 
 use std::time::Duration;
 
@@ -200,6 +204,8 @@ type GuardedConnector = hyper_rustls::HttpsConnector<guard::GuardedConnector>;
 #[derive(Debug, Clone)]
 pub struct EgressClient {
     inner: Inner,
+    /// Told about refusals (a guarded client only).
+    observer: Option<RefusalObserver>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +227,7 @@ impl EgressClient {
         let client = pooled(config, tls_over(http)?);
         Ok(EgressClient {
             inner: Inner::Plain(client),
+            observer: None,
         })
     }
 
@@ -233,7 +240,17 @@ impl EgressClient {
         let client = pooled(config, tls_over(connector)?);
         Ok(EgressClient {
             inner: Inner::Guarded { client, guard },
+            observer: None,
         })
+    }
+
+    /// The same client, telling `observer` about every refusal (of `send` and of each hop of
+    /// `send_following`). No effect on a client without the guard.
+    pub fn with_refusal_observer(mut self, observer: RefusalObserver) -> Self {
+        if let Inner::Guarded { .. } = self.inner {
+            self.observer = Some(observer);
+        }
+        self
     }
 
     /// The guard, for a guarded client.
@@ -242,6 +259,14 @@ impl EgressClient {
             Inner::Plain(_) => None,
             Inner::Guarded { guard, .. } => Some(guard),
         }
+    }
+
+    /// Passes `result` through, telling the observer if it is a refusal.
+    fn observed<T>(&self, result: Result<T, EgressError>) -> Result<T, EgressError> {
+        if let (Err(EgressError::Refused(refusal)), Some(observer)) = (&result, &self.observer) {
+            observer.notify(refusal);
+        }
+        result
     }
 
     /// Parses and checks a URL for outbound use.
@@ -262,12 +287,17 @@ impl EgressClient {
 
     /// Sends one request and returns the response head. Redirects are returned as they are.
     pub async fn send(&self, req: EgressRequest) -> Result<EgressResponse, EgressError> {
+        let result = self.send_unobserved(req).await;
+        self.observed(result)
+    }
+
+    async fn send_unobserved(&self, req: EgressRequest) -> Result<EgressResponse, EgressError> {
         match &self.inner {
             Inner::Plain(client) => {
                 check_scheme(&req.uri)?;
                 dispatch(client, req, None).await
             }
-            Inner::Guarded { client, guard } => {
+            Inner::Guarded { client, guard, .. } => {
                 guard.check_url(&req.uri)?;
                 let limits = guard.limits();
                 let total = limits.total_timeout;
@@ -300,13 +330,16 @@ impl EgressClient {
         let max = guard.limits().max_redirects;
         let mut req = req;
         for _ in 0..=max {
+            // `send` tells the observer of its own refusals; the hops' are told here.
             let resp = self.send(req.clone()).await?;
-            match guard::redirect::next_hop(guard, &req, resp.status(), resp.headers())? {
+            let hop = guard::redirect::next_hop(guard, &req, resp.status(), resp.headers());
+            match self.observed(hop.map_err(EgressError::from))? {
                 Some(next) => req = next,
                 None => return Ok(resp),
             }
         }
-        Err(guard::Refusal::new(&req.uri, guard::Rule::TooManyRedirects(max)).into())
+        let too_many = guard::Refusal::new(&req.uri, guard::Rule::TooManyRedirects(max));
+        self.observed(Err(too_many.into()))
     }
 }
 
@@ -474,6 +507,34 @@ mod tests {
             EgressClient::parse_url("not a url"),
             Err(EgressError::InvalidUrl { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn every_refusal_reaches_the_observer() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<guard::Refusal>::new()));
+        let log = seen.clone();
+        let policy = guard::EgressPolicy::default();
+        let guard = guard::EgressGuard::new(policy, guard::GuardLimits::default());
+        let client = EgressClient::guarded(&EgressConfig::default(), guard)
+            .unwrap()
+            .with_refusal_observer(RefusalObserver::new(move |r| {
+                log.lock().unwrap().push(r.clone())
+            }));
+        let url = EgressClient::parse_url("http://127.0.0.1:9/secret?token=x").unwrap();
+        let err = client
+            .send(EgressRequest::new(Method::GET, url.clone()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EgressError::Refused(_)), "{err}");
+        let err = client
+            .send_following(EgressRequest::new(Method::GET, url))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EgressError::Refused(_)), "{err}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0].rule.code(), "blocked_address");
+        assert_eq!(seen[0].url, "http://127.0.0.1:9/secret");
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use portcullis_auth::upstream::UpstreamCredential;
-use portcullis_egress::{EgressClient, EgressConfig};
+use portcullis_egress::guard::{EgressGuard, GuardLimits, Refusal};
+use portcullis_egress::{EgressClient, EgressConfig, RefusalObserver};
 use portcullis_guard::SchemaCache;
 use portcullis_policy::{Policy, Principal};
 use portcullis_store::{SqliteOptions, SqliteStore, Store};
@@ -62,6 +63,67 @@ pub struct Gateway {
     pub schemas: SchemaCache,
 }
 
+/// The gateway's one outbound client: behind the SSRF guard with `[egress]`'s exceptions,
+/// logging and auditing every refusal whoever asked (an upstream, `[auth]`, a credential).
+/// The guard's own bounds are raised to the config's where those are larger, so a slow tool
+/// call (`servers.<name>.timeout`) or a large message (`gateway.max_message_bytes`) is bounded
+/// by the setting its operator chose.
+fn egress_client(config: &Config, audit: Audit) -> Result<EgressClient, GatewayError> {
+    let defaults = GuardLimits::default();
+    let longest = config
+        .servers
+        .values()
+        .map(|s| s.timeout)
+        .chain([config.gateway.request_timeout, defaults.total_timeout])
+        .max()
+        .unwrap_or(defaults.total_timeout);
+    let limits = GuardLimits {
+        total_timeout: longest,
+        max_response_bytes: defaults
+            .max_response_bytes
+            .max(config.gateway.max_message_bytes),
+        ..defaults
+    };
+    let guard = EgressGuard::new(config.egress.clone(), limits);
+    let transport = match config.run_mode {
+        crate::config::RunMode::Serve => "http",
+        crate::config::RunMode::Stdio => "stdio",
+    };
+    let observer = RefusalObserver::new(move |refusal| record_refusal(&audit, transport, refusal));
+    Ok(EgressClient::guarded(&EgressConfig::default(), guard)?.with_refusal_observer(observer))
+}
+
+/// A refused outbound request, logged and audited with its URL (already without userinfo
+/// and query), the address that decided it, and the rule.
+fn record_refusal(audit: &Audit, transport: &'static str, refusal: &Refusal) {
+    let address = refusal
+        .address
+        .map_or_else(|| "-".to_owned(), |a| a.to_string());
+    tracing::warn!(
+        url = %refusal.url,
+        address = %address,
+        rule = refusal.rule.code(),
+        "outbound request refused by the egress guard: {}",
+        refusal.rule
+    );
+    let ctx = crate::audit::Context {
+        principal: "gateway".to_owned(),
+        session: String::new(),
+        transport,
+    };
+    audit.note(
+        &ctx,
+        crate::audit::Entry {
+            event: "egress",
+            name: &refusal.url,
+            decision: "refused",
+            rule: Some(refusal.rule.code().to_owned()),
+            reason: format!("{} (address {address})", refusal.rule),
+            ..crate::audit::Entry::default()
+        },
+    );
+}
+
 impl Gateway {
     /// Assembles the gateway and opens its state store (creating it, and its directory,
     /// on first use).
@@ -72,9 +134,9 @@ impl Gateway {
 
     /// Assembles the gateway on a store opened elsewhere.
     pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>, GatewayError> {
-        let egress = EgressClient::new(&EgressConfig::default())?;
         let max = config.gateway.max_message_bytes;
         let audit = Audit::new(store, config.audit.include_args);
+        let egress = egress_client(&config, audit.clone())?;
         let mut specs = HashMap::new();
         for (name, server) in &config.servers {
             let spec =

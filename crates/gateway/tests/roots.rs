@@ -95,7 +95,10 @@ fn run(mode: &str, target: &PeerTarget, roots: Option<&Value>, calls: &Value) ->
 fn stdio_target(tree: &Tree, server: &str) -> (tempfile::TempDir, PeerTarget) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("portcullis.toml");
-    std::fs::write(&config, tree.config(server)).expect("write config");
+    // Written here, not by `StdioGateway`: the loopback egress the HTTP fixture needs is
+    // added the same way (see `support::LOOPBACK_EGRESS`).
+    std::fs::write(&config, support::with_loopback_egress(&tree.config(server)))
+        .expect("write config");
     let target = PeerTarget::portcullis_stdio("demo", &config);
     (dir, target)
 }

@@ -12,6 +12,7 @@
 
 mod auth;
 mod diagnostic;
+mod egress;
 mod fs;
 mod net;
 mod raw;
@@ -101,6 +102,9 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// `[egress]`: what the outbound client's SSRF guard lets through besides public
+    /// addresses over https (nothing by default).
+    pub egress: portcullis_egress::guard::EgressPolicy,
     /// `[servers.<name>]`, by name.
     pub servers: BTreeMap<String, ServerConfig>,
     /// `[virtual.<name>]`, by name.

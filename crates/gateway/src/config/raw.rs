@@ -67,6 +67,9 @@ pub(crate) const KEYS: &[&str] = &[
     "limits",
     "limits.rate",
     "limits.burst",
+    "egress",
+    "egress.allow",
+    "egress.http",
     "servers",
     "servers.<name>.command",
     "servers.<name>.url",
@@ -115,7 +118,7 @@ pub(crate) const KEYS: &[&str] = &[
 
 /// The top-level tables, in the order the reference documents them.
 pub(crate) const TOP_LEVEL: &[&str] = &[
-    "gateway", "auth", "log", "audit", "limits", "servers", "virtual", "rules",
+    "gateway", "auth", "log", "audit", "limits", "egress", "servers", "virtual", "rules",
 ];
 
 /// A list whose elements each keep their span, and which keeps its own (to point at an
@@ -258,6 +261,7 @@ pub(crate) struct RawConfig {
     pub log: RawLog,
     pub audit: RawAudit,
     pub limits: RawLimits,
+    pub egress: super::egress::RawEgress,
     pub servers: Vec<Named<RawServer>>,
     /// Server names whose table failed to deserialize: they still count as configured, so
     /// that rules naming them do not get a second, misleading "unknown server" error.
@@ -289,6 +293,7 @@ pub(crate) fn parse_document(text: &str, issues: &mut Issues) -> Option<RawConfi
             "log" => raw.log = section(value, issues).unwrap_or_default(),
             "audit" => raw.audit = section(value, issues).unwrap_or_default(),
             "limits" => raw.limits = section(value, issues).unwrap_or_default(),
+            "egress" => raw.egress = section(value, issues).unwrap_or_default(),
             "servers" => {
                 for entry in named_entries(value, "servers", "[servers.<name>]", issues) {
                     match section(entry.value, issues) {

@@ -62,6 +62,7 @@ pub(crate) fn build(
     let log = log(raw.log, issues);
     let audit = sections::audit(raw.audit, base.as_deref(), issues);
     let limits = sections::limits(raw.limits, issues);
+    let egress = super::egress::egress(raw.egress, issues);
 
     // Every server named in the file counts as known, even one with errors of its own, so a
     // mistake in a server is reported once, not again at each rule that names it.
@@ -103,6 +104,7 @@ pub(crate) fn build(
         log,
         audit,
         limits,
+        egress,
         servers,
         virtuals,
         policy,

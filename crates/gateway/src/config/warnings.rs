@@ -18,6 +18,7 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
         ));
     }
     super::tls::warnings(g, &mut out);
+    super::egress::warnings(&config.egress, &mut out);
     if g.insecure_no_auth {
         out.push(
             "gateway.insecure_no_auth = true: requests are not authenticated, so anyone who can reach the gateway acts as the same anonymous caller"

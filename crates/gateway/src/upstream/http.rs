@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use portcullis_auth::upstream::UpstreamCredential;
+use portcullis_egress::guard::{Refusal, Rule};
 use portcullis_egress::{
-    EgressClient, EgressRequest, EgressResponse, HeaderMap, HeaderName, HeaderValue, Method,
-    StatusCode, Uri,
+    EgressClient, EgressError, EgressRequest, EgressResponse, HeaderMap, HeaderName, HeaderValue,
+    Method, StatusCode, Uri,
 };
 use portcullis_wire::{Limits, SseDecoder, parse_message};
 use tokio_util::sync::CancellationToken;
@@ -76,7 +77,10 @@ impl HttpIo {
                 req.headers.insert(name, value);
             }
         }
-        self.client.send(req).await.map_err(|e| e.to_string())
+        self.client.send(req).await.map_err(|e| match e {
+            EgressError::Refused(refusal) => refused(&refusal),
+            other => other.to_string(),
+        })
     }
 
     /// Called by the handshake once the protocol version is known.
@@ -467,6 +471,20 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
                 .to_ascii_lowercase()
                 .starts_with("text/event-stream")
         })
+}
+
+/// What the caller learns of a refusal: the URL and the rule, not the address a name
+/// resolved to (that is for the audit record and the log, not for whoever sent the call).
+fn refused(refusal: &Refusal) -> String {
+    let rule = match &refusal.rule {
+        Rule::PeerMismatch { .. } => "the connected peer is not the checked address".to_owned(),
+        other => other.to_string(),
+    };
+    format!(
+        "the egress guard refused {} ({}): {rule}",
+        refusal.url,
+        refusal.rule.code()
+    )
 }
 
 fn protocol(conn: &UpstreamConn, reason: String) -> UpstreamError {

@@ -155,6 +155,27 @@ pub fn isolate_state(cmd: &mut Command) -> &mut Command {
     )
 }
 
+/// The `[egress]` section the test gateways get when their config has none: the loopback
+/// servers that stand in for the internet here (fixture servers, the local authorization
+/// server, oidc-provider) are reached over plain http on 127.0.0.1, which the egress guard
+/// refuses by default. Opening loopback explicitly, in the config text, keeps the gateway
+/// under test the production binary with its production defaults: nothing in the gateway
+/// knows it is being tested. A test about the guard itself writes its own `[egress]` (even an
+/// empty one) and gets exactly that.
+pub const LOOPBACK_EGRESS: &str = "[egress]\nallow = [\"127.0.0.0/8\", \"::1/128\"]\nhttp = [\"127.0.0.1\", \"localhost\", \"::1\"]\n";
+
+/// `config` with [`LOOPBACK_EGRESS`] appended, unless it has an `[egress]` section already.
+pub fn with_loopback_egress(config: &str) -> String {
+    let has_egress = config
+        .lines()
+        .any(|l| l.trim_start().starts_with("[egress]"));
+    if has_egress {
+        config.to_owned()
+    } else {
+        format!("{config}\n{LOOPBACK_EGRESS}")
+    }
+}
+
 /// A running `portcullis serve` with a config written to a temporary directory.
 pub struct Gateway {
     pub proc: Proc,
@@ -168,7 +189,7 @@ impl Gateway {
     pub fn start(config: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("portcullis.toml");
-        std::fs::write(&path, config).expect("write config");
+        std::fs::write(&path, with_loopback_egress(config)).expect("write config");
         let mut cmd = Command::new(portcullis_bin());
         isolate_state(&mut cmd);
         cmd.args(["serve", "--config"])
@@ -188,7 +209,7 @@ impl Gateway {
     pub fn start_with_env(config: &str, env: &[(&str, &std::ffi::OsStr)]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("portcullis.toml");
-        std::fs::write(&path, config).expect("write config");
+        std::fs::write(&path, with_loopback_egress(config)).expect("write config");
         let mut cmd = Command::new(portcullis_bin());
         cmd.args(["serve", "--config"])
             .arg(&path)
@@ -495,7 +516,7 @@ impl StdioGateway {
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("portcullis.toml");
-        std::fs::write(&path, config).expect("write config");
+        std::fs::write(&path, with_loopback_egress(config)).expect("write config");
         let log = dir.path().join("stderr.log");
         let err = std::fs::File::create(&log).expect("stderr log");
         let mut cmd = Command::new(portcullis_bin());

@@ -14,7 +14,7 @@ fn unknown_key_is_reported_at_the_key_by_toml() {
 fn unknown_top_level_table_is_reported() {
     assert_eq!(
         error("[gatway]\nlisten = \"127.0.0.1:1\"\n"),
-        "1:2: unknown field `gatway`, expected one of `gateway`, `auth`, `log`, `audit`, `limits`, `servers`, `virtual`, `rules`"
+        "1:2: unknown field `gatway`, expected one of `gateway`, `auth`, `log`, `audit`, `limits`, `egress`, `servers`, `virtual`, `rules`"
     );
 }
 

@@ -61,6 +61,10 @@ mirror = "stderr"
 rate = "100/minute"
 burst = 20
 
+[egress]
+allow = ["10.1.2.3/32", "idp.internal:443", "127.0.0.1:8080"]
+http = ["127.0.0.1", "localhost"]
+
 [servers.files]
 command = ["files-server", "/srv"]
 cwd = "/srv"
@@ -166,6 +170,7 @@ fn keys_list_matches_the_serde_structs_exactly() {
     from_structs.extend(fields::<RawLog>("log."));
     from_structs.extend(fields::<RawAudit>("audit."));
     from_structs.extend(fields::<RawLimits>("limits."));
+    from_structs.extend(fields::<crate::config::egress::RawEgress>("egress."));
     from_structs.extend(fields::<RawServer>("servers.<name>."));
     from_structs.extend(fields::<RawEnv>("servers.<name>.env."));
     from_structs.extend(fields::<RawRestart>("servers.<name>.restart."));

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::{Config, ConfigError, ConfigSource};
 
 mod auth;
+mod egress;
 mod errors;
 mod examples;
 mod keys;
