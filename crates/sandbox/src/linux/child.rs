@@ -136,7 +136,7 @@ fn check(rc: libc::c_int, status: RawFd, step: Step, index: usize) -> io::Result
     }
 }
 
-fn write_file(path: &CStr, data: &[u8]) -> Result<(), i32> {
+pub(crate) fn write_file(path: &CStr, data: &[u8]) -> Result<(), i32> {
     // SAFETY: open/write/close on a NUL-terminated path and a buffer we own.
     #[allow(unsafe_code)]
     unsafe {

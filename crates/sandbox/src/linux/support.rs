@@ -52,10 +52,8 @@ fn probe_namespaces() -> Result<(), String> {
             return Err(format!("fork failed: {}", std::io::Error::last_os_error()));
         }
         if pid == 0 {
-            let write = |path: &std::ffi::CStr, data: &[u8]| {
-                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                fd >= 0 && libc::write(fd, data.as_ptr().cast(), data.len()) == data.len() as isize
-            };
+            let write =
+                |path: &std::ffi::CStr, data: &[u8]| super::child::write_file(path, data).is_ok();
             if libc::unshare(libc::CLONE_NEWUSER) < 0 {
                 libc::_exit(10);
             }
