@@ -9,6 +9,8 @@
 //! - [`client`]: the gateway as an OAuth client of a remote MCP server's authorization
 //!   server, acting for one user (authorization code with PKCE, discovery, registration).
 //! - [`secret`]: a type for secret strings that never prints.
+//! - [`vault`]: the key and the sealing (AES-256-GCM) of what the gateway keeps for users
+//!   at rest: OAuth grants and client registrations.
 //!
 //! All network access goes through `portcullis-egress`, the gateway's one outbound client.
 
@@ -16,3 +18,4 @@ pub mod client;
 pub mod resource;
 pub mod secret;
 pub mod upstream;
+pub mod vault;

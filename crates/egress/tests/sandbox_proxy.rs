@@ -7,21 +7,40 @@
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use portcullis_egress::Uri;
 use portcullis_egress::address::Range;
+use portcullis_egress::guard::{Denial, EgressGuard, EgressPolicy, GuardLimits, Rule};
 use portcullis_egress::proxy::{Destination, ProxyConfig, Reason, RequestKind};
 use support::{Echo, HttpOrigin, Proxy, read_head, read_to_close};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn allow(entries: &[String]) -> ProxyConfig {
+/// The server's list `entries`, with `open` as the gateway's `egress.allow`.
+fn listed(entries: &[String], open: &[&str]) -> ProxyConfig {
     ProxyConfig::new(
         entries
             .iter()
             .map(|e| Destination::parse(e).unwrap())
             .collect(),
+        Arc::new(EgressPolicy::new(open, &[] as &[&str]).unwrap()),
     )
+}
+
+/// The server's list `entries`, with an `[egress]` that opens nothing (the default).
+fn allow(entries: &[String]) -> ProxyConfig {
+    listed(entries, &[])
+}
+
+/// The server's list of loopback `addresses`, each also opened in `egress.allow` (the
+/// listeners that stand in for destinations here are on loopback, which the rules block).
+fn allow_opened(addresses: &[SocketAddr]) -> ProxyConfig {
+    let entries: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    let open: Vec<&str> = entries.iter().map(String::as_str).collect();
+    listed(&entries, &open)
 }
 
 fn connect_request(target: &str) -> Vec<u8> {
@@ -31,21 +50,9 @@ fn connect_request(target: &str) -> Vec<u8> {
 #[tokio::test]
 async fn connect_to_an_allowed_ip_entry_tunnels_both_ways() {
     let echo = Echo::start().await;
-    let proxy = Proxy::start(allow(&[echo.addr.to_string()]), &[]).await;
-    let mut conn = TcpStream::connect(proxy.addr).await.unwrap();
+    let proxy = Proxy::start(allow_opened(&[echo.addr]), &[]).await;
     // The client's first bytes arrive right behind its request, as an eager TLS hello would.
-    let mut first = connect_request(&echo.addr.to_string());
-    first.extend_from_slice(b"early ");
-    conn.write_all(&first).await.unwrap();
-    let head = read_head(&mut conn).await;
-    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    conn.write_all(b"ping").await.unwrap();
-    let mut echoed = [0u8; 10];
-    tokio::time::timeout(support::WAIT, conn.read_exact(&mut echoed))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&echoed, b"early ping");
+    echoes_through_a_tunnel(&proxy, &echo.addr.to_string(), b"early ").await;
     let events = proxy.events();
     assert_eq!(events.len(), 1);
     assert!(events[0].allowed);
@@ -94,7 +101,8 @@ async fn a_host_not_on_the_list_is_refused_and_never_resolved() {
 async fn the_right_host_on_the_wrong_port_is_refused_without_connecting() {
     let allowed = Echo::start().await;
     let other = Echo::start().await;
-    let proxy = Proxy::start(allow(&[allowed.addr.to_string()]), &[]).await;
+    // `egress.allow` opens all of loopback: the server's list still narrows it.
+    let proxy = Proxy::start(listed(&[allowed.addr.to_string()], &["127.0.0.0/8"]), &[]).await;
     let answer = proxy
         .exchange(&connect_request(&format!(
             "127.0.0.1:{}",
@@ -150,7 +158,10 @@ async fn a_listed_name_resolving_to_a_blocked_address_is_refused_without_connect
         let event = proxy.events().pop().unwrap();
         assert!(!event.allowed, "{name}");
         match event.reason {
-            Reason::BlockedAddress { why, .. } => assert_eq!(why.range, range, "{name}"),
+            Reason::Refused(Denial {
+                rule: Rule::BlockedAddress(why),
+                address: Some(_),
+            }) => assert_eq!(why.range, range, "{name}"),
             other => panic!("{name}: {other:?}"),
         }
     }
@@ -163,6 +174,125 @@ async fn a_listed_name_resolving_to_a_blocked_address_is_refused_without_connect
         ]
     );
     assert_eq!(trap.accepted(), 0, "a refused check must never connect");
+}
+
+/// Opens a tunnel to `target` (an echo listener), with `early` sent right behind the request,
+/// and checks that `early` and then `ping` come back through it.
+async fn echoes_through_a_tunnel(proxy: &Proxy, target: &str, early: &[u8]) {
+    let mut conn = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut first = connect_request(target);
+    first.extend_from_slice(early);
+    conn.write_all(&first).await.unwrap();
+    let head = read_head(&mut conn).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{target}: {head}");
+    conn.write_all(b"ping").await.unwrap();
+    let mut echoed = vec![0u8; early.len() + 4];
+    tokio::time::timeout(support::WAIT, conn.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, [early, b"ping"].concat());
+}
+
+/// What the gateway's own guarded client decides for `https://{dest}/`, with the same policy
+/// and the same names: the proxy must refuse with exactly this rule and address.
+async fn guard_verdict(open: &[&str], names: &[(&str, &[&str])], dest: &str) -> Denial {
+    let policy = EgressPolicy::new(open, &[] as &[&str]).unwrap();
+    let guard = EgressGuard::with_resolver(
+        policy,
+        GuardLimits::default(),
+        Arc::new(support::TableResolver::new(names)),
+    );
+    let uri: Uri = format!("https://{dest}/").parse().unwrap();
+    let refusal = guard.approve(&uri).await.expect_err("the guard refuses it");
+    Denial {
+        rule: refusal.rule,
+        address: refusal.address,
+    }
+}
+
+/// A server allowed `intranet.test:443`, which resolves to a private address: refused while
+/// `[egress]` opens nothing, and while it opens only some other address, with the rule and
+/// code the gateway's own client refuses the same destination with.
+#[tokio::test]
+async fn a_listed_name_resolving_to_a_private_address_is_refused_as_the_guard_refuses_it() {
+    let names: &[(&str, &[&str])] = &[("intranet.test", &["10.0.0.1"])];
+    let entry = "intranet.test:443".to_owned();
+    for open in [
+        &[][..],
+        &["10.0.0.2/32"],
+        &["10.0.0.1:444"],
+        &["intranet.test:444"],
+    ] {
+        let proxy = Proxy::start(listed(std::slice::from_ref(&entry), open), names).await;
+        let answer = proxy.exchange(&connect_request(&entry)).await;
+        assert!(answer.starts_with("HTTP/1.1 403 "), "{open:?}: {answer}");
+        assert!(answer.contains("[blocked_address]"), "{open:?}: {answer}");
+        assert!(
+            !answer.contains("10.0.0.1"),
+            "the client is not told the resolved address: {answer}"
+        );
+        let event = proxy.events().pop().unwrap();
+        assert!(!event.allowed);
+        assert_eq!(event.reason.code(), "blocked_address", "{open:?}");
+        assert_eq!(event.resolved, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        let expected = guard_verdict(open, names, &entry).await;
+        assert_eq!(event.reason, Reason::Refused(expected), "{open:?}");
+        let resolutions = proxy.resolver_calls.load(Ordering::SeqCst);
+        assert_eq!(
+            resolutions, 1,
+            "resolved once, for the check and the connection"
+        );
+    }
+}
+
+/// The same listed name, resolving to a live listener on an internal (here loopback)
+/// address: unreachable until `egress.allow` opens that address (or the name on that port),
+/// and then reached at exactly the checked address.
+#[tokio::test]
+async fn a_listed_name_reaches_an_internal_address_only_when_egress_allow_opens_it() {
+    let inside = Echo::start().await;
+    let port = inside.addr.port();
+    let names: &[(&str, &[&str])] = &[("internal.test", &["127.0.0.1"])];
+    let entry = format!("internal.test:{port}");
+    let other_port = format!("127.0.0.1:{}", port.wrapping_add(1).max(1));
+    for open in [&[][..], &["127.0.0.2/32"], &[other_port.as_str()]] {
+        let proxy = Proxy::start(listed(std::slice::from_ref(&entry), open), names).await;
+        let answer = proxy.exchange(&connect_request(&entry)).await;
+        assert!(answer.starts_with("HTTP/1.1 403 "), "{open:?}: {answer}");
+        assert_eq!(proxy.events()[0].reason.code(), "blocked_address");
+    }
+    assert_eq!(
+        inside.accepted(),
+        0,
+        "a refused destination was connected to"
+    );
+    let opened_name = format!("internal.test:{port}");
+    for open in ["127.0.0.1/32", opened_name.as_str()] {
+        let proxy = Proxy::start(listed(std::slice::from_ref(&entry), &[open]), names).await;
+        echoes_through_a_tunnel(&proxy, &entry, b"").await;
+        assert_eq!(proxy.events()[0].reason, Reason::Connected(inside.addr));
+    }
+}
+
+/// An IP literal on the server's list is judged by the same policy: writing the address
+/// instead of a name does not get around `[egress]`.
+#[tokio::test]
+async fn an_ip_literal_entry_to_a_blocked_address_is_refused_unless_egress_allow_opens_it() {
+    let echo = Echo::start().await;
+    let entry = echo.addr.to_string();
+    let proxy = Proxy::start(allow(std::slice::from_ref(&entry)), &[]).await;
+    let answer = proxy.exchange(&connect_request(&entry)).await;
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    assert!(answer.contains("[blocked_address]"), "{answer}");
+    let event = proxy.events().pop().unwrap();
+    let expected = guard_verdict(&[], &[], &entry).await;
+    assert_eq!(event.reason, Reason::Refused(expected));
+    assert_eq!(echo.accepted(), 0, "a refused literal was connected to");
+
+    let proxy = Proxy::start(allow_opened(&[echo.addr]), &[]).await;
+    echoes_through_a_tunnel(&proxy, &entry, b"").await;
+    assert_eq!(proxy.events()[0].reason, Reason::Connected(echo.addr));
 }
 
 #[tokio::test]
@@ -182,13 +312,20 @@ async fn a_listed_metadata_host_name_is_refused_before_resolution() {
             .load(std::sync::atomic::Ordering::SeqCst),
         0
     );
-    assert_eq!(proxy.events()[0].reason, Reason::MetadataHost);
+    assert!(
+        matches!(
+            &proxy.events()[0].reason,
+            Reason::Refused(Denial { rule: Rule::MetadataHost(name), .. }) if name == "metadata.google.internal"
+        ),
+        "{:?}",
+        proxy.events()
+    );
 }
 
 #[tokio::test]
 async fn an_absolute_form_get_is_forwarded_in_origin_form_and_its_body_relayed() {
     let origin = HttpOrigin::start().await;
-    let proxy = Proxy::start(allow(&[origin.addr.to_string()]), &[]).await;
+    let proxy = Proxy::start(allow_opened(&[origin.addr]), &[]).await;
     let request = format!(
         "POST http://{}/submit?x=1 HTTP/1.1\r\nHost: internal.example\r\nProxy-Authorization: Basic c2VjcmV0\r\nProxy-Connection: keep-alive\r\nContent-Length: 5\r\n\r\nhello",
         origin.addr
@@ -234,7 +371,7 @@ async fn an_allowed_but_closed_destination_is_answered_502() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let proxy = Proxy::start(allow(&[closed.to_string()]), &[]).await;
+    let proxy = Proxy::start(allow_opened(&[closed]), &[]).await;
     let answer = proxy.exchange(&connect_request(&closed.to_string())).await;
     assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
     let event = &proxy.events()[0];
@@ -348,7 +485,7 @@ async fn connections_beyond_the_limit_are_answered_503_and_the_limit_frees_up() 
 #[tokio::test]
 async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
     let echo = Echo::start().await;
-    let mut config = allow(&[echo.addr.to_string()]);
+    let mut config = allow_opened(&[echo.addr]);
     config.idle_timeout = Duration::from_millis(300);
     let proxy = Proxy::start(config, &[]).await;
     let mut conn = TcpStream::connect(proxy.addr).await.unwrap();

@@ -135,6 +135,26 @@ impl Audit {
         });
     }
 
+    /// Records an outbound connection the egress rules refused, without waiting: the
+    /// gateway's own request (its guarded client) or a sandboxed server's (through its proxy;
+    /// `e.server` names the server). Sets the event (`egress`), the decision (`refused`) and
+    /// the principal (the gateway, whose socket it would have been).
+    pub fn egress_refused(&self, transport: &'static str, e: Entry<'_>) {
+        let ctx = Context {
+            principal: "gateway".to_owned(),
+            session: String::new(),
+            transport,
+        };
+        self.note(
+            &ctx,
+            Entry {
+                event: "egress",
+                decision: "refused",
+                ..e
+            },
+        );
+    }
+
     /// Waits (a bounded time) until every noted record is committed: for shutdown.
     pub async fn flush(&self) {
         let wait = async {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use portcullis_auth::upstream::UpstreamCredential;
+use portcullis_auth::upstream::{CredentialSpec, UpstreamCredential};
 use portcullis_egress::guard::{EgressGuard, GuardLimits, Refusal};
 use portcullis_egress::{EgressClient, EgressConfig, RefusalObserver};
 use portcullis_guard::SchemaCache;
@@ -14,11 +14,13 @@ use portcullis_store::{SqliteOptions, SqliteStore, Store};
 use crate::audit::Audit;
 use crate::config::{AuditMirror, Config, Instances, StateLocation, Upstream};
 use crate::limits::RateLimiter;
+use crate::oauth::UserAuthorization;
 use crate::roots::ConfiguredRoots;
 use crate::route::{Route, routes};
 use crate::session::ParkedCalls;
 use crate::upstream::handshake::Era;
 use crate::upstream::pinning::LaunchGuard;
+use crate::upstream::proxy::SandboxEgress;
 use crate::upstream::slot::{Target, UpstreamSpec};
 use crate::upstream::{ClientCapsForUpstream, UpstreamListener, UpstreamSlot};
 
@@ -61,6 +63,8 @@ pub struct Gateway {
     pub limiter: RateLimiter,
     /// Compiled `inputSchema`s of the tools called through the gateway.
     pub schemas: SchemaCache,
+    /// Per-user OAuth at remote servers (`credential = { oauth }`); `None` without any.
+    pub user_auth: Option<Arc<UserAuthorization>>,
 }
 
 /// The gateway's one outbound client: behind the SSRF guard with `[egress]`'s exceptions,
@@ -85,12 +89,17 @@ fn egress_client(config: &Config, audit: Audit) -> Result<EgressClient, GatewayE
         ..defaults
     };
     let guard = EgressGuard::new(config.egress.clone(), limits);
-    let transport = match config.run_mode {
-        crate::config::RunMode::Serve => "http",
-        crate::config::RunMode::Stdio => "stdio",
-    };
+    let transport = audit_transport(config);
     let observer = RefusalObserver::new(move |refusal| record_refusal(&audit, transport, refusal));
     Ok(EgressClient::guarded(&EgressConfig::default(), guard)?.with_refusal_observer(observer))
+}
+
+/// The transport the gateway's own records (egress refusals) are written under: its run mode.
+fn audit_transport(config: &Config) -> &'static str {
+    match config.run_mode {
+        crate::config::RunMode::Serve => "http",
+        crate::config::RunMode::Stdio => "stdio",
+    }
 }
 
 /// A refused outbound request, logged and audited with its URL (already without userinfo
@@ -106,17 +115,10 @@ fn record_refusal(audit: &Audit, transport: &'static str, refusal: &Refusal) {
         "outbound request refused by the egress guard: {}",
         refusal.rule
     );
-    let ctx = crate::audit::Context {
-        principal: "gateway".to_owned(),
-        session: String::new(),
+    audit.egress_refused(
         transport,
-    };
-    audit.note(
-        &ctx,
         crate::audit::Entry {
-            event: "egress",
             name: &refusal.url,
-            decision: "refused",
             rule: Some(refusal.rule.code().to_owned()),
             reason: format!("{} (address {address})", refusal.rule),
             ..crate::audit::Entry::default()
@@ -137,6 +139,15 @@ impl Gateway {
         let max = config.gateway.max_message_bytes;
         let audit = Audit::new(store, config.audit.include_args);
         let egress = egress_client(&config, audit.clone())?;
+        // The sandboxes' proxies decide with the same policy, and audit alike (issue 6).
+        let sandbox_egress = SandboxEgress::new(
+            config.egress.clone(),
+            audit.clone(),
+            audit_transport(&config),
+        );
+        let user_auth = UserAuthorization::from_config(&config, egress.clone(), audit.clone())
+            .map_err(|(server, reason)| GatewayError::Server { server, reason })?
+            .map(Arc::new);
         let mut specs = HashMap::new();
         for (name, server) in &config.servers {
             let spec =
@@ -147,7 +158,11 @@ impl Gateway {
                     }
                 })?;
             let mut spec = spec;
-            if let (Upstream::Http(h), Target::Http(_, credential)) =
+            if let (Upstream::Http(h), Target::Http(http)) = (&server.upstream, &mut spec.target)
+                && let Some(CredentialSpec::Oauth(_)) = &h.credential
+            {
+                http.user_auth = user_auth.clone();
+            } else if let (Upstream::Http(h), Target::Http(http)) =
                 (&server.upstream, &mut spec.target)
                 && let Some(c) = &h.credential
             {
@@ -158,7 +173,10 @@ impl Gateway {
                         reason: format!("credential: {e}"),
                     }
                 })?;
-                *credential = Some(Arc::new(built));
+                http.credential = Some(Arc::new(built));
+            }
+            if let Target::Stdio(launch) = &mut spec.target {
+                launch.egress = sandbox_egress.clone();
             }
             if let (Upstream::Stdio(s), Target::Stdio(launch)) = (&server.upstream, &spec.target) {
                 spec.launch_guard = LaunchGuard::new(
@@ -185,6 +203,7 @@ impl Gateway {
             specs,
             shared: std::sync::Mutex::new(HashMap::new()),
             routes,
+            user_auth,
             parked: ParkedCalls::default(),
         }))
     }
@@ -222,18 +241,16 @@ impl Gateway {
         owner: Weak<dyn UpstreamListener>,
         caps: ClientCapsForUpstream,
         era: Era,
+        principal: &Principal,
     ) -> Option<Arc<UpstreamSlot>> {
         if self.is_shared(server) {
             return self.shared_slot(server, Era::Legacy, None);
         }
         let spec = self.specs.get(server)?.clone();
-        Some(Arc::new(UpstreamSlot::new(
-            spec,
-            self.egress.clone(),
-            Some(owner),
-            caps,
-            era,
-        )))
+        Some(Arc::new(
+            UpstreamSlot::new(spec, self.egress.clone(), Some(owner), caps, era)
+                .for_user(user_of(principal)),
+        ))
     }
 
     /// A connection shared by sessions: of clients of one era, and (when given) of one
@@ -252,13 +269,17 @@ impl Gateway {
         };
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         let slot = shared.entry(key).or_insert_with(|| {
-            Arc::new(UpstreamSlot::new(
+            let slot = UpstreamSlot::new(
                 spec.clone(),
                 self.egress.clone(),
                 None,
                 ClientCapsForUpstream::shared().with_roots(self.configured_roots(server)),
                 era,
-            ))
+            );
+            Arc::new(match principal {
+                Some(p) => slot.for_user(user_of(p)),
+                None => slot,
+            })
         });
         Some(slot.clone())
     }
@@ -277,6 +298,14 @@ impl Gateway {
             slot.shutdown().await;
         }
         self.audit.flush().await;
+    }
+}
+
+/// Who an upstream connection acts for, for per-user OAuth.
+fn user_of(principal: &Principal) -> crate::oauth::User {
+    crate::oauth::User {
+        principal: principal.to_string(),
+        client: principal.client_id.clone(),
     }
 }
 

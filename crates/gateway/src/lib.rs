@@ -23,6 +23,7 @@ pub mod json;
 pub mod limits;
 pub mod logging;
 pub mod mcp;
+pub mod oauth;
 pub mod roots;
 pub mod route;
 pub mod session;

@@ -68,6 +68,13 @@ pub enum StoreError {
         category: &'static str,
         column: usize,
     },
+    /// An OAuth grant or client registration the store does not accept (an empty or
+    /// oversized key part, an empty blob); the reason names no contents.
+    #[error("invalid OAuth grant: {0}")]
+    InvalidGrant(&'static str),
+    /// The sealed grant or registration exceeds the size bound.
+    #[error("sealed OAuth grant too large: {size} bytes (limit {limit})")]
+    SealedTooLarge { size: usize, limit: usize },
     /// The database was written by a newer Portcullis, or is not a Portcullis store.
     #[error("state store: {0}")]
     Schema(String),

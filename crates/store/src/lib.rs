@@ -2,9 +2,10 @@
 //!
 //! The gateway holds an `Arc<dyn Store>`; the embedded default is [`SqliteStore`], a single
 //! SQLite file (`state = "sqlite:portcullis.db"`); Redis, for replicas sharing state, comes
-//! later behind the same trait. The store holds the hash-chained audit log and the launch
-//! pins of local servers ([`LaunchPin`]); approvals and tokens arrive as later schema
-//! migrations ([`SCHEMA_VERSION`]).
+//! later behind the same trait. The store holds the hash-chained audit log, the launch
+//! pins of local servers ([`LaunchPin`]) and the sealed OAuth grants and client registrations
+//! of remote servers ([`GrantKey`]); approvals arrive as a later schema migration
+//! ([`SCHEMA_VERSION`]).
 //!
 //! Modules, one idea each:
 //! - `record`: what an audit record is, stored records, queries, bounds;
@@ -15,12 +16,14 @@
 //! - `query`, `verify`: reading the log back, and checking it;
 //! - `mirror`: the optional JSON-lines copy;
 //! - `pin`: launch pins (`portcullis trust`), what they hold and how they are stored;
+//! - `grant`: OAuth grants and client registrations, as sealed blobs under their keys;
 //! - `sqlite`: [`SqliteStore`], tying these together.
 //!
 //! Where the store lives (`gateway.state`) is read by the gateway's config, not here.
 
 mod chain;
 mod error;
+mod grant;
 mod mirror;
 mod pin;
 mod query;
@@ -32,6 +35,7 @@ mod writer;
 
 pub use chain::{GENESIS_HASH, link_hash};
 pub use error::StoreError;
+pub use grant::{GrantKey, GrantRow, MAX_GRANT_KEY_PART_BYTES, MAX_SEALED_BYTES};
 pub use mirror::AuditMirror;
 pub use pin::{LaunchPin, MAX_PIN_BYTES};
 pub use record::{AuditQuery, AuditRecord, MAX_QUERY_LIMIT, MAX_RECORD_BYTES, StoredRecord};
@@ -92,4 +96,31 @@ pub trait Store: Send + Sync {
 
     /// Every launch pin, ordered by server name. Blocking.
     fn list_pins(&self) -> Result<Vec<LaunchPin>, StoreError>;
+
+    /// Stores the sealed OAuth grant of `key`, replacing any earlier one, stamped with the
+    /// time. The blob is opaque to the store (the gateway seals it). Blocking. Refused:
+    /// an empty key part or blob ([`StoreError::InvalidGrant`]), a blob over
+    /// [`MAX_SEALED_BYTES`], a read-only store ([`StoreError::ReadOnly`]).
+    fn put_grant(&self, key: &GrantKey, sealed: &[u8]) -> Result<(), StoreError>;
+
+    /// The sealed grant of `key`, if there is one. Blocking.
+    fn get_grant(&self, key: &GrantKey) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Removes the grants for `server` (at every issuer), of `principal` or, with `None`, of
+    /// everyone; how many were removed. Blocking.
+    fn remove_grants(&self, server: &str, principal: Option<&str>) -> Result<usize, StoreError>;
+
+    /// Every grant's key and time, never its blob, ordered by server, principal, issuer.
+    /// Blocking.
+    fn list_grants(&self) -> Result<Vec<GrantRow>, StoreError>;
+
+    /// Stores the gateway's sealed client registration for `server` at `issuer`, replacing
+    /// any earlier one. Blocking; refused as [`put_grant`](Store::put_grant) is.
+    fn put_client(&self, server: &str, issuer: &str, sealed: &[u8]) -> Result<(), StoreError>;
+
+    /// The sealed client registration for `server` at `issuer`, if there is one. Blocking.
+    fn get_client(&self, server: &str, issuer: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Removes the client registrations for `server` (at every issuer); how many. Blocking.
+    fn remove_clients(&self, server: &str) -> Result<usize, StoreError>;
 }

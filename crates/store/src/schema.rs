@@ -2,8 +2,8 @@
 //!
 //! The schema version lives in `meta` (`schema_version`). Migrations are an ordered list; a
 //! database at version `n` gets migrations `n+1 ..` in one transaction when the store opens it
-//! for writing. Later issues append migrations (pins came as 3; approvals and tokens follow);
-//! they never edit an existing one.
+//! for writing. Later issues append migrations (pins came as 3, OAuth grants as 4; approvals
+//! follow); they never edit an existing one.
 
 use crate::error::StoreError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -39,6 +39,25 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE pins (
         server TEXT PRIMARY KEY,
         body   TEXT NOT NULL CHECK (json_valid(body) AND json_extract(body, '$.server') IS server)
+    ) STRICT;",
+    // 4: OAuth grants of remote servers, per principal, server and issuer, and the gateway's
+    // client registration per server and issuer. `sealed` is encrypted by the gateway with
+    // the row's key as associated data; the store never sees a token. `updated_at` is
+    // milliseconds since the Unix epoch.
+    "CREATE TABLE oauth_grants (
+        principal  TEXT NOT NULL,
+        server     TEXT NOT NULL,
+        issuer     TEXT NOT NULL,
+        sealed     BLOB NOT NULL CHECK (length(sealed) > 0),
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (principal, server, issuer)
+    ) STRICT;
+    CREATE TABLE oauth_clients (
+        server     TEXT NOT NULL,
+        issuer     TEXT NOT NULL,
+        sealed     BLOB NOT NULL CHECK (length(sealed) > 0),
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (server, issuer)
     ) STRICT;",
 ];
 

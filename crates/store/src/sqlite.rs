@@ -2,6 +2,7 @@
 
 use crate::chain::encode_record;
 use crate::error::StoreError;
+use crate::grant::{self, GrantKey, GrantRow, check_client_key, check_grant_key, check_sealed};
 use crate::mirror::AuditMirror;
 use crate::pin::{self, LaunchPin, encode_pin};
 use crate::query::query;
@@ -54,7 +55,7 @@ pub struct SqliteStore {
     writer: Option<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     busy_timeout: Duration,
-    /// For the short-lived connections that write pins.
+    /// For the short-lived connections that write pins and grants.
     durability: Durability,
     /// Transactions the writer committed (for tests and metrics).
     commits: Arc<AtomicU64>,
@@ -133,9 +134,10 @@ impl SqliteStore {
         result
     }
 
-    /// Runs `f` on a fresh write connection, for state outside the audit chain (pins). A
-    /// connection per write keeps the writer thread the audit log's alone; pin writes are
-    /// rare (`portcullis trust`), so opening one costs nothing that matters.
+    /// Runs `f` on a fresh write connection, for state outside the audit chain (pins, OAuth
+    /// grants). A connection per write keeps the writer thread the audit log's alone; these
+    /// writes are rare (`portcullis trust`, a user connecting, a refresh), so opening one
+    /// costs nothing that matters.
     fn write_state<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
@@ -218,6 +220,38 @@ impl Store for SqliteStore {
 
     fn list_pins(&self) -> Result<Vec<LaunchPin>, StoreError> {
         self.read(pin::list)
+    }
+
+    fn put_grant(&self, key: &GrantKey, sealed: &[u8]) -> Result<(), StoreError> {
+        check_grant_key(key)?;
+        check_sealed(sealed)?;
+        self.write_state(|conn| grant::put_grant(conn, key, sealed))
+    }
+
+    fn get_grant(&self, key: &GrantKey) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|conn| grant::get_grant(conn, key))
+    }
+
+    fn remove_grants(&self, server: &str, principal: Option<&str>) -> Result<usize, StoreError> {
+        self.write_state(|conn| grant::remove_grants(conn, server, principal))
+    }
+
+    fn list_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
+        self.read(grant::list_grants)
+    }
+
+    fn put_client(&self, server: &str, issuer: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        check_client_key(server, issuer)?;
+        check_sealed(sealed)?;
+        self.write_state(|conn| grant::put_client(conn, server, issuer, sealed))
+    }
+
+    fn get_client(&self, server: &str, issuer: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|conn| grant::get_client(conn, server, issuer))
+    }
+
+    fn remove_clients(&self, server: &str) -> Result<usize, StoreError> {
+        self.write_state(|conn| grant::remove_clients(conn, server))
     }
 }
 

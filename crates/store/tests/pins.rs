@@ -143,10 +143,12 @@ async fn migrating_a_store_without_pins_adds_them_and_keeps_the_audit_chain() {
     };
     assert_eq!(records, 20);
     drop(f.store);
-    // Take the file back to schema 2, the last one without pins: exactly migration 3 undone.
+    // Take the file back to schema 2, the last one without pins: exactly migrations 3 and
+    // 4 (OAuth grants) undone.
     let conn = raw(&f.path);
     conn.execute_batch(
-        "DROP TABLE pins; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        "DROP TABLE oauth_grants; DROP TABLE oauth_clients; DROP TABLE pins; \
+         UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     )
     .unwrap();
     drop(conn);
@@ -160,7 +162,7 @@ async fn migrating_a_store_without_pins_adds_them_and_keeps_the_audit_chain() {
 
     let store = SqliteStore::open(&f.path, SqliteOptions::default()).unwrap();
     assert_eq!(schema_version(&f.path), SCHEMA_VERSION.to_string());
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     assert!(store.list_pins().unwrap().is_empty());
     store.put_pin(&pin("files")).unwrap();
     assert_eq!(

@@ -16,6 +16,8 @@
 //!   the `resource` parameter; [`finish_authorization`]: the callback (state consumed once,
 //!   RFC 9207 `iss`, error responses).
 //! - [`exchange_code`] and [`refresh`]: the token requests, refresh tokens rotated.
+//! - [`StoredGrant`] and [`ClientIdentity::to_json`]: what is kept of a grant and of a
+//!   registration, as bytes for the vault ([`crate::vault`]) to seal.
 //!
 //! Every URL here can come from someone else (the upstream, its metadata), so each is checked
 //! (`https`, or `http` to loopback) and fetched only through `portcullis_egress`; tokens live
@@ -29,6 +31,7 @@ mod pending;
 mod pkce;
 mod registration;
 mod scope;
+mod stored;
 mod token;
 
 pub use authorize::{
@@ -49,4 +52,5 @@ pub use registration::{
     register_dynamic,
 };
 pub use scope::{DEFAULT_STEP_UP_LIMIT, StepUp, initial_scope};
+pub use stored::{StoredFormError, StoredGrant};
 pub use token::{ClientAuth, ClientIdentity, TokenSet, exchange_code, refresh};

@@ -142,6 +142,24 @@ impl DynamicRegistrationRequest {
     }
 }
 
+impl DynamicRegistrationRequest {
+    /// Keeps only the grant types `server` says it supports (`grant_types_supported`; all
+    /// when it says nothing): an authorization server without refresh tokens refuses a
+    /// registration that asks for them.
+    pub fn for_server(mut self, server: &AuthorizationServer) -> Self {
+        if let Some(supported) = server
+            .metadata
+            .document
+            .get("grant_types_supported")
+            .and_then(Value::as_array)
+        {
+            self.grant_types
+                .retain(|g| supported.iter().any(|s| s.as_str() == Some(g)));
+        }
+        self
+    }
+}
+
 /// Registers at `endpoint` (RFC 7591 §3): `201` with a `client_id`, and a `client_secret`
 /// when the server made the client confidential after all.
 pub async fn register_dynamic(
@@ -181,7 +199,13 @@ pub async fn register_dynamic(
     };
     if status != StatusCode::CREATED && status != StatusCode::OK {
         let error = text("error").map(|e| scrub(&e, &[])).unwrap_or_default();
-        return Err(failed(format!("HTTP {} {error}", status.as_u16())));
+        let description = text("error_description")
+            .map(|d| format!(": {}", scrub(&d, &[])))
+            .unwrap_or_default();
+        return Err(failed(format!(
+            "HTTP {} {error}{description}",
+            status.as_u16()
+        )));
     }
     let client_id = text("client_id")
         .filter(|c| !c.is_empty())

@@ -127,14 +127,13 @@ pub async fn refresh(
     Ok(tokens.rotated(next))
 }
 
-async fn request(
-    egress: &EgressClient,
+/// The token request, built outside the async fn: the form serializer is not `Send`.
+fn token_request(
     url: &Uri,
+    url_text: &str,
     client: &ClientIdentity,
     params: &[(&str, &str)],
-    never_echo: &[&str],
-) -> Result<TokenSet, OAuthClientError> {
-    let url_text = url.to_string();
+) -> Result<EgressRequest, CredentialError> {
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.extend_pairs(params);
     let mut headers = HeaderMap::new();
@@ -153,7 +152,7 @@ async fn request(
         ClientAuth::ClientSecretBasic(secret) => {
             let value = basic_authorization(&client.client_id, secret).ok_or_else(|| {
                 CredentialError::InvalidTokenResponse {
-                    url: url_text.clone(),
+                    url: url_text.to_owned(),
                     reason: "client credentials cannot form a header".into(),
                 }
             })?;
@@ -164,6 +163,18 @@ async fn request(
     let mut req = EgressRequest::new(Method::POST, url.clone());
     req.headers = headers;
     req.body = Bytes::copy_from_slice(body.as_bytes());
+    Ok(req)
+}
+
+async fn request(
+    egress: &EgressClient,
+    url: &Uri,
+    client: &ClientIdentity,
+    params: &[(&str, &str)],
+    never_echo: &[&str],
+) -> Result<TokenSet, OAuthClientError> {
+    let url_text = url.to_string();
+    let req = token_request(url, &url_text, client, params)?;
     let (status, body) = send_bounded(egress, req, DEFAULT_TOKEN_TIMEOUT, MAX_TOKEN_RESPONSE_BYTES)
         .await
         .map_err(|e| match e {

@@ -36,7 +36,7 @@ use token_exchange::TokenExchangeGrant;
 pub use error::CredentialError;
 pub use spec::{
     ACCESS_TOKEN_TYPE, ClientAuthMethod, ClientCredentialsSpec, CredentialSpec, OAuthClientSpec,
-    SecretHeaders, SecretSource, SpecError, TokenExchangeSpec,
+    PreRegisteredAuth, SecretHeaders, SecretSource, SpecError, TokenExchangeSpec, UserOAuthSpec,
 };
 pub use strip::strip_client_credentials;
 pub use token_cache::{
@@ -97,6 +97,12 @@ impl UpstreamCredential {
             CredentialSpec::TokenExchange(te) => {
                 let secret = read(&te.client.client_secret)?;
                 Kind::TokenExchange(TokenExchangeGrant::new(te, secret, egress)?)
+            }
+            CredentialSpec::Oauth(_) => {
+                return Err(SpecError::new(
+                    "`oauth` is a per-user credential: the gateway's user authorization holds it, not an UpstreamCredential",
+                )
+                .into());
             }
         };
         Ok(UpstreamCredential { kind })

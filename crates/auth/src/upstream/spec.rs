@@ -8,6 +8,8 @@
 //! credential = { headers = { "X-Api-Key" = { env = "KEY" }, "X-Org" = { file = "/run/org" } } }
 //! credential = { client_credentials = { token_url = "https://idp/token", client_id = "gw", secret_env = "GW_SECRET" } }
 //! credential = { token_exchange = { token_url = "https://idp/token", client_id = "gw", secret_file = "/run/gw", audience = "tickets" } }
+//! credential = { oauth = {} }     # each user authorizes the gateway at the server's own AS
+//! credential = { oauth = { client_id = "gw", secret_env = "GW_SECRET", scope = "tickets:read" } }
 //! ```
 //!
 //! A spec names where secrets live (a variable, a file), never a secret itself: an inline
@@ -43,6 +45,9 @@ pub enum CredentialSpec {
     /// OAuth 2.0 token exchange (RFC 8693) of the client's token for one meant for this
     /// upstream.
     TokenExchange(TokenExchangeSpec),
+    /// The gateway as an OAuth client of the server's own authorization server, for each
+    /// user (principal) separately: the user authorizes once on the gateway's page.
+    Oauth(UserOAuthSpec),
 }
 
 impl CredentialSpec {
@@ -54,6 +59,7 @@ impl CredentialSpec {
             CredentialSpec::Headers(headers) => headers.validate(),
             CredentialSpec::ClientCredentials(cc) => cc.validate(),
             CredentialSpec::TokenExchange(te) => te.validate(),
+            CredentialSpec::Oauth(o) => o.validate(),
         }
     }
 }
@@ -356,6 +362,102 @@ fn one_secret_source(
         (Some(_), Some(_)) => Err(SpecError::new(
             "give one of `secret_env` or `secret_file`, not both",
         )),
+    }
+}
+
+/// How a pre-registered client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreRegisteredAuth {
+    /// A public client: PKCE alone protects the code.
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// `oauth = { … }`: per-user authorization at the upstream's own authorization server.
+/// Everything is discovered (MCP authorization, 2025-11-25); the table only pins what the
+/// operator knows better: a client registered by hand, and the scope to ask for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawUserOAuth")]
+pub struct UserOAuthSpec {
+    /// A client registered at the authorization server by hand (else the gateway's client
+    /// ID metadata document, else dynamic registration).
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretSource>,
+    /// Default: `client_secret_basic` with a secret, `none` without.
+    pub auth_method: Option<PreRegisteredAuth>,
+    /// Space-separated scopes to ask for instead of the challenge's or the metadata's.
+    pub scope: Option<String>,
+}
+
+impl UserOAuthSpec {
+    fn validate(&self) -> Result<(), SpecError> {
+        if self.client_id.as_deref() == Some("") {
+            return Err(SpecError::new("client_id is empty"));
+        }
+        if self.client_id.is_none() && self.client_secret.is_some() {
+            return Err(SpecError::new(
+                "a client secret without `client_id`: name the pre-registered client",
+            ));
+        }
+        if let Some(source) = &self.client_secret {
+            source.validate()?;
+        }
+        match (self.auth_method, &self.client_secret) {
+            (Some(PreRegisteredAuth::None), Some(_)) => {
+                return Err(SpecError::new(
+                    "auth_method = \"none\" is a public client: it has no secret",
+                ));
+            }
+            (
+                Some(PreRegisteredAuth::ClientSecretBasic | PreRegisteredAuth::ClientSecretPost),
+                None,
+            ) => {
+                return Err(SpecError::new(
+                    "this auth_method needs the client secret: give `secret_env` or `secret_file`",
+                ));
+            }
+            _ => {}
+        }
+        validate_optional(self.scope.as_deref(), validate_scope)
+    }
+
+    /// The token endpoint authentication of the pre-registered client.
+    pub fn auth(&self) -> PreRegisteredAuth {
+        self.auth_method.unwrap_or(if self.client_secret.is_some() {
+            PreRegisteredAuth::ClientSecretBasic
+        } else {
+            PreRegisteredAuth::None
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUserOAuth {
+    client_id: Option<String>,
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
+    auth_method: Option<PreRegisteredAuth>,
+    scope: Option<String>,
+}
+
+impl TryFrom<RawUserOAuth> for UserOAuthSpec {
+    type Error = SpecError;
+    fn try_from(raw: RawUserOAuth) -> Result<Self, SpecError> {
+        let client_secret = match (raw.secret_env, raw.secret_file) {
+            (None, None) => None,
+            (env, file) => Some(one_secret_source(env, file)?),
+        };
+        let spec = UserOAuthSpec {
+            client_id: raw.client_id,
+            client_secret,
+            auth_method: raw.auth_method,
+            scope: raw.scope,
+        };
+        spec.validate()?;
+        Ok(spec)
     }
 }
 

@@ -32,10 +32,10 @@ use http::uri::Scheme;
 
 pub use connector::{ConnectFailure, GuardedConnector};
 pub use policy::{AllowEntry, EgressPolicy, PolicyError};
-pub use refusal::{Refusal, Rule};
+pub use refusal::{Denial, Refusal, Rule};
 pub use resolver::GuardedResolver;
+pub(crate) use resolver::resolve_checked;
 
-use crate::address::{AddressClass, classify, is_metadata_host};
 use crate::proxy::{Host, Resolve, SystemResolver};
 
 /// The guarded client's bounds. [`GuardLimits::default`] gives the defaults.
@@ -139,20 +139,9 @@ impl EgressGuard {
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         // Where the URL points is judged first, so the audit names the blocked address or
         // metadata host even when another rule (userinfo, plain http) also applies.
-        match &host {
-            Host::Ip(ip) => {
-                if let AddressClass::Blocked(why) = classify(*ip)
-                    && !self.policy.opens_address(*ip, port)
-                {
-                    return Err(refuse(Rule::BlockedAddress(why)).at(*ip));
-                }
-            }
-            Host::Name(name) => {
-                if is_metadata_host(name) && !self.policy.opens_name(name, port) {
-                    return Err(refuse(Rule::MetadataHost(name.clone())));
-                }
-            }
-        }
+        self.policy
+            .check_host(&host, port)
+            .map_err(|denial| Refusal::denied(uri, denial))?;
         if authority.as_str().contains('@') {
             return Err(refuse(Rule::Userinfo));
         }

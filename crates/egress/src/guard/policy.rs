@@ -7,6 +7,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use super::refusal::{Denial, Rule};
+use crate::address::{AddressClass, classify, is_metadata_host};
 use crate::proxy::{Destination, DestinationError, Host};
 
 /// Why an `egress.allow` or `http_hosts` entry cannot be used.
@@ -173,6 +175,45 @@ impl EgressPolicy {
         self.allow.iter().any(|entry| {
             matches!(entry, AllowEntry::Name { name: n, port: p } if n == name && *p == port)
         })
+    }
+}
+
+/// The address rules with the operator's exceptions: the one decision the guarded client and
+/// the sandbox's proxy both make, so a destination is judged the same whichever of them
+/// connects to it.
+impl EgressPolicy {
+    /// What can be decided about `host` on `port` before any resolution: an IP literal the
+    /// address rules block is refused unless an entry opens it; a cloud metadata name is
+    /// refused unless an entry opens that name on that port. Any other name passes, to be
+    /// resolved and checked with [`check_resolved`](Self::check_resolved).
+    pub fn check_host(&self, host: &Host, port: u16) -> Result<(), Denial> {
+        match host {
+            Host::Ip(ip) => match classify(*ip) {
+                AddressClass::Blocked(why) if !self.opens_address(*ip, port) => {
+                    Err(Denial::at(Rule::BlockedAddress(why), *ip))
+                }
+                _ => Ok(()),
+            },
+            Host::Name(name) if is_metadata_host(name) && !self.opens_name(name, port) => {
+                Err(Denial::new(Rule::MetadataHost(name.clone())))
+            }
+            Host::Name(_) => Ok(()),
+        }
+    }
+
+    /// The addresses `name` resolved to, checked for `port`: an entry opening the name on
+    /// that port passes them all; otherwise one blocked address no entry opens refuses the
+    /// whole name (a name answering both a public and a private address is a rebinding
+    /// setup, not an accident), naming that address.
+    pub fn check_resolved(&self, name: &str, port: u16, ips: &[IpAddr]) -> Result<(), Denial> {
+        if ips.is_empty() {
+            return Err(Denial::new(Rule::NoAddresses));
+        }
+        if self.opens_name(name, port) {
+            return Ok(());
+        }
+        ips.iter()
+            .try_for_each(|ip| self.check_host(&Host::Ip(*ip), port))
     }
 }
 

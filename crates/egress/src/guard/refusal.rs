@@ -30,12 +30,57 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// A rule's verdict before it is tied to a request: the rule, and the address that decided it
+/// (an IP literal, or the blocked address a name resolved to). The guard turns it into a
+/// [`Refusal`] for a URL; the sandbox's proxy reports it for a `host:port`. One type, so both
+/// refuse with the same [`Rule`] and the same codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Denial {
+    pub rule: Rule,
+    pub address: Option<IpAddr>,
+}
+
+impl Denial {
+    pub(crate) fn new(rule: Rule) -> Denial {
+        Denial {
+            rule,
+            address: None,
+        }
+    }
+
+    pub(crate) fn at(rule: Rule, address: IpAddr) -> Denial {
+        Denial {
+            rule,
+            address: Some(address),
+        }
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.rule)?;
+        if let Some(address) = self.address {
+            write!(f, " (address {address})")?;
+        }
+        Ok(())
+    }
+}
+
 impl Refusal {
     pub(crate) fn new(uri: &Uri, rule: Rule) -> Refusal {
         Refusal {
             url: redact_uri(uri),
             address: None,
             rule,
+        }
+    }
+
+    /// `denial`, for the request to `uri`.
+    pub(crate) fn denied(uri: &Uri, denial: Denial) -> Refusal {
+        Refusal {
+            url: redact_uri(uri),
+            address: denial.address,
+            rule: denial.rule,
         }
     }
 

@@ -7,15 +7,14 @@
 //! that address on that port, or the name itself on that port.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
 
 use super::policy::EgressPolicy;
-use super::refusal::{Refusal, Rule};
-use crate::address::{AddressClass, classify};
+use super::refusal::{Denial, Refusal, Rule};
 use crate::proxy::resolve_bounded;
 use crate::proxy::{Resolve, SystemResolver};
 
@@ -59,25 +58,51 @@ impl GuardedResolver {
         name: &str,
         port: u16,
     ) -> Result<Vec<SocketAddr>, Refusal> {
-        let refuse = |rule| Refusal::new(uri, rule);
-        let ips = resolve_bounded(self.resolver.as_ref(), name, port, self.timeout)
-            .await
-            .map_err(|why| refuse(Rule::ResolveFailed(why)))?;
-        if ips.is_empty() {
-            return Err(refuse(Rule::NoAddresses));
+        match resolve_checked(
+            &self.policy,
+            self.resolver.as_ref(),
+            self.timeout,
+            name,
+            port,
+        )
+        .await
+        {
+            Ok(ips) => Ok(ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect()),
+            Err(refused) => Err(Refusal::denied(uri, refused.denial)),
         }
-        let name_opened = self.policy.opens_name(name, port);
-        for ip in &ips {
-            if name_opened || self.policy.opens_address(*ip, port) {
-                continue;
-            }
-            if let AddressClass::Blocked(why) = classify(*ip) {
-                return Err(refuse(Rule::BlockedAddress(why)).at(*ip));
-            }
-        }
-        Ok(ips
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect())
+    }
+}
+
+/// A name [`resolve_checked`] refused, with what it resolved to (for the audit: empty when
+/// the resolution itself failed).
+#[derive(Debug)]
+pub(crate) struct NameRefused {
+    pub denial: Denial,
+    pub resolved: Vec<IpAddr>,
+}
+
+/// Resolves `name` once (bounded by `timeout`) and checks every address with
+/// [`EgressPolicy::check_resolved`]. What it returns is all the caller may connect to: the
+/// guarded client's connector and the sandbox's proxy both go through here, so neither can
+/// resolve or judge a name differently from the other.
+pub(crate) async fn resolve_checked(
+    policy: &EgressPolicy,
+    resolver: &dyn Resolve,
+    timeout: Duration,
+    name: &str,
+    port: u16,
+) -> Result<Vec<IpAddr>, NameRefused> {
+    let resolved = resolve_bounded(resolver, name, port, timeout)
+        .await
+        .map_err(|why| NameRefused {
+            denial: Denial::new(Rule::ResolveFailed(why)),
+            resolved: Vec::new(),
+        })?;
+    match policy.check_resolved(name, port, &resolved) {
+        Ok(()) => Ok(resolved),
+        Err(denial) => Err(NameRefused { denial, resolved }),
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::address::BlockReason;
+use crate::guard::Denial;
 
 /// One decision about one request: the destination asked for, what its name resolved to,
 /// and whether (and why) it was allowed.
@@ -37,24 +37,32 @@ pub enum Reason {
     Connected(SocketAddr),
     /// Allowed, but no checked address accepted a connection.
     Unreachable(String),
-    /// The host and port are not exactly an entry of the allow list.
+    /// The host and port are not exactly an entry of the server's allow list.
     NotOnAllowList,
-    /// The host is a cloud metadata service's name.
-    MetadataHost,
-    /// The name resolved to an address the egress rules block (the allow list names a host,
-    /// not the private network behind it; an operator who means an internal address writes
-    /// it as an IP literal).
-    BlockedAddress { address: IpAddr, why: BlockReason },
-    /// The name could not be resolved.
-    ResolveFailed(String),
-    /// The name resolved to no address.
-    NoAddresses,
+    /// On the list, but refused by the egress guard's rules with the gateway's `[egress]`
+    /// policy: a blocked address no `egress.allow` entry opens (an IP literal, or one a name
+    /// resolved to), a cloud metadata name, a name that does not resolve. The same
+    /// [`Rule`](crate::guard::Rule) (and code) the gateway's own client would be refused with.
+    Refused(Denial),
 }
 
 impl Reason {
     /// Whether the rules allowed the destination (even if it then could not be reached).
     pub fn is_allowed(&self) -> bool {
         matches!(self, Reason::Connected(_) | Reason::Unreachable(_))
+    }
+
+    /// A stable name for the audit record: the guard's
+    /// [`Rule::code`](crate::guard::Rule::code) for a refusal by its
+    /// rules, `not_on_allow_list` for a destination off the server's list, and `connected` or
+    /// `unreachable` for an allowed one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::Connected(_) => "connected",
+            Reason::Unreachable(_) => "unreachable",
+            Reason::NotOnAllowList => "not_on_allow_list",
+            Reason::Refused(denial) => denial.rule.code(),
+        }
     }
 }
 
@@ -64,12 +72,7 @@ impl fmt::Display for Reason {
             Reason::Connected(addr) => write!(f, "allowed, connected to {addr}"),
             Reason::Unreachable(why) => write!(f, "allowed, but unreachable: {why}"),
             Reason::NotOnAllowList => f.write_str("not on this server's network allow list"),
-            Reason::MetadataHost => f.write_str("a cloud metadata host"),
-            Reason::BlockedAddress { address, why } => {
-                write!(f, "resolves to {address}, which is {why}")
-            }
-            Reason::ResolveFailed(why) => write!(f, "could not be resolved: {why}"),
-            Reason::NoAddresses => f.write_str("resolves to no address"),
+            Reason::Refused(denial) => write!(f, "{denial}"),
         }
     }
 }

@@ -10,11 +10,13 @@
 //!   `Connection: close`, and the answer relayed;
 //! - anything else is answered `400`.
 //!
-//! A destination passes only if its host and port are exactly an allow-list entry, and, for a
-//! name, if it is no metadata host and every address it resolves to is public (see
-//! [`crate::address`]). The connection then goes to the checked address, never to a second
-//! lookup's answer. An entry written as an IP literal is taken as meant, whatever its range:
-//! that is how an operator opens a loopback or internal service on purpose.
+//! A destination passes only if its host and port are exactly an allow-list entry, and if the
+//! gateway's egress policy ([`EgressPolicy`], `[egress]`) lets the gateway reach it: the same
+//! rules, with the same exceptions and refusal codes, as the gateway's own outbound client
+//! (see [`crate::guard`] and `decide.rs`). An address the rules block (loopback, private,
+//! link-local, …), whether written as an IP literal or resolved from a name, is reachable only
+//! when `egress.allow` opens it. The connection then goes to the checked address, never to a
+//! second lookup's answer.
 //!
 //! Everything is bounded: connections at once (more are answered `503`), head size and time,
 //! resolution and connect time, and idle time of a relay. Each decision is reported as a
@@ -48,6 +50,8 @@ pub use resolve::{MAX_ADDRESSES, Resolve, SystemResolver};
 use head::HeadError;
 use reply::Status;
 
+use crate::guard::{Denial, EgressPolicy, Rule};
+
 /// At most this many resolved addresses are tried in turn before giving up.
 const MAX_CONNECT_ATTEMPTS: usize = 4;
 
@@ -56,6 +60,9 @@ const MAX_CONNECT_ATTEMPTS: usize = 4;
 pub struct ProxyConfig {
     /// The destinations the server may reach; nothing else.
     pub allow: Vec<Destination>,
+    /// The gateway's egress policy: which blocked addresses and names `egress.allow` opens.
+    /// The one the gateway's own client is guarded with, so both judge a destination alike.
+    pub policy: Arc<EgressPolicy>,
     /// Connections served at once; more are answered `503` and closed.
     pub max_connections: usize,
     /// Largest request head accepted (request line and headers).
@@ -71,9 +78,11 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    pub fn new(allow: Vec<Destination>) -> Self {
+    /// The server's allow list and the gateway's egress policy, with the default bounds.
+    pub fn new(allow: Vec<Destination>, policy: Arc<EgressPolicy>) -> Self {
         ProxyConfig {
             allow,
+            policy,
             max_connections: 64,
             max_head_bytes: 16 * 1024,
             head_timeout: Duration::from_secs(10),
@@ -229,21 +238,18 @@ impl Inner {
         kind: RequestKind,
     ) -> Option<(TcpStream, TcpStream)> {
         let cfg = &self.config;
-        let checked = decide::check(
-            &cfg.allow,
-            self.resolver.as_ref(),
-            cfg.resolve_timeout,
-            dest,
-        )
-        .await;
+        let checked = decide::check(cfg, self.resolver.as_ref(), dest).await;
         let approved = match checked {
             Ok(approved) => approved,
             Err(refused) => {
-                let status = match refused.reason {
-                    Reason::ResolveFailed(_) | Reason::NoAddresses => Status::BadGateway,
+                let status = match &refused.reason {
+                    Reason::Refused(Denial {
+                        rule: Rule::ResolveFailed(_) | Rule::NoAddresses,
+                        ..
+                    }) => Status::BadGateway,
                     _ => Status::Forbidden,
                 };
-                let text = format!("{dest} {}", client_text(&refused.reason));
+                let text = format!("{dest} {}", client_text(dest, &refused.reason));
                 self.report(dest, kind, refused.resolved, refused.reason);
                 reply::send(client, status, &text, self.reply_wait()).await;
                 return None;
@@ -306,12 +312,31 @@ pub(crate) async fn connect_first(
     Err(last)
 }
 
-/// The refusal as told to the sandboxed client: the rule, without the addresses a name
-/// resolved to (those are for the audit).
-fn client_text(reason: &Reason) -> String {
-    match reason {
-        Reason::BlockedAddress { why, .. } => format!("resolves to a blocked address ({why})"),
-        Reason::ResolveFailed(_) => "could not be resolved".to_owned(),
-        other => format!("is refused: {other}"),
+/// The refusal as told to the sandboxed client: the rule and its code, without the addresses
+/// a name resolved to (those are for the audit).
+fn client_text(dest: &Destination, reason: &Reason) -> String {
+    let code = reason.code();
+    match (reason, &dest.host) {
+        (
+            Reason::Refused(Denial {
+                rule: Rule::BlockedAddress(why),
+                ..
+            }),
+            host,
+        ) => {
+            let what = match host {
+                Host::Name(_) => "resolves to",
+                Host::Ip(_) => "is",
+            };
+            format!("{what} a blocked address ({why}) that egress.allow does not open [{code}]")
+        }
+        (
+            Reason::Refused(Denial {
+                rule: Rule::ResolveFailed(_),
+                ..
+            }),
+            _,
+        ) => format!("could not be resolved [{code}]"),
+        (other, _) => format!("is refused: {other} [{code}]"),
     }
 }

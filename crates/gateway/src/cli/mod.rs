@@ -5,6 +5,7 @@
 //! - `explain` ([`explain`]): what the policy decides for one call, and why;
 //! - `audit tail|query|verify` ([`audit`]): read the audit log in `gateway.state`;
 //! - `trust <server>` ([`trust`]): review a local server's launch and pin it;
+//! - `connections list|forget` ([`connections`]): the users' OAuth grants at remote servers;
 //! - `fixture`: the bundled MCP server.
 //!
 //! `PORTCULLIS_STATE=sqlite:<path>` replaces the config's `gateway.state` for every command
@@ -12,6 +13,7 @@
 //! verify`) or a failure at run time (`serve`, `stdio`), 2 a usage or config error.
 
 mod audit;
+mod connections;
 mod explain;
 mod state;
 mod text;
@@ -31,7 +33,9 @@ const ENVIRONMENT_HELP: &str = "\
 Environment:
   PORTCULLIS_STATE=sqlite:<path>  Use this state database (the audit log) instead of the
                                   config's gateway.state, for every command. A relative
-                                  path is relative to the working directory.";
+                                  path is relative to the working directory.
+  PORTCULLIS_VAULT_KEY=<base64>   The key (32 bytes) users' OAuth grants are sealed with,
+                                  instead of the file vault.key beside the database.";
 
 /// Portcullis: a security gateway for the Model Context Protocol.
 #[derive(Parser, Debug)]
@@ -94,6 +98,10 @@ enum Command {
     /// usage or config error.
     #[command(after_help = ENVIRONMENT_HELP)]
     Trust(Box<trust::TrustArgs>),
+    /// See and forget the users' OAuth grants at remote servers (`credential = { oauth }`),
+    /// kept encrypted in the state database (gateway.state). Never prints a token.
+    #[command(subcommand, after_help = ENVIRONMENT_HELP)]
+    Connections(connections::ConnectionsCommand),
     /// Run the bundled fixture MCP server (used by the quickstart, the tests and the benchmark).
     Fixture(portcullis_fixtures::FixtureArgs),
 }
@@ -190,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain::run(*args),
         Command::Audit(command) => audit::run(command),
         Command::Trust(args) => trust::run(*args),
+        Command::Connections(command) => connections::run(command),
         Command::Serve { config, listen } => {
             let mut cfg = load(config.as_ref()).map_err(anyhow::Error::msg)?;
             if let Some(listen) = listen {
@@ -217,7 +226,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime(None)?.block_on(async move {
                 let _log = logging::init(&cfg.log)?;
                 let gateway = Gateway::new(cfg)?;
+                let pages = tokio::spawn(portcullis_gateway::oauth::pages::serve_alone(
+                    gateway.clone(),
+                ));
                 let result = transport::stdio::serve(gateway.clone(), &server).await;
+                pages.abort();
                 gateway.shutdown().await;
                 result?;
                 Ok(ExitCode::SUCCESS)

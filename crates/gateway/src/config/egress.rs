@@ -10,7 +10,8 @@
 //! entry is reported at once; the policy is then built from the entries that parsed.
 
 use portcullis_egress::guard::{AllowEntry, EgressPolicy};
-use portcullis_egress::proxy::Host;
+use portcullis_egress::proxy::{Destination, Host};
+use portcullis_sandbox::{Network, Profile};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -83,5 +84,31 @@ pub(crate) fn warnings(policy: &EgressPolicy, out: &mut Vec<String>) {
         out.push(format!(
             "egress.http = \"{host}\" lets the gateway reach {host} over plain http: requests, tokens included, travel unencrypted"
         ));
+    }
+}
+
+/// `portcullis check`'s warnings about a sandboxed server's network allow list: the proxy
+/// decides with this same policy, so an entry it refuses before any resolution (an address
+/// the rules block, or a metadata name, that `egress.allow` does not open) can never be
+/// reached. Names are not resolved here: what they resolve to is known only when asked.
+pub(crate) fn unreachable_entries(
+    policy: &EgressPolicy,
+    server: &super::ServerConfig,
+    profile: &Profile,
+    out: &mut Vec<String>,
+) {
+    let Network::Allow(list) = &profile.network else {
+        return;
+    };
+    for entry in list {
+        let Ok(dest) = Destination::new(&entry.host, entry.port) else {
+            continue;
+        };
+        if let Err(denial) = policy.check_host(&dest.host, dest.port) {
+            out.push(format!(
+                "server \"{}\": sandbox.network.allow entry \"{dest}\" can never be reached: {}; its proxy decides with [egress], so add \"{dest}\" to egress.allow to open it",
+                server.name, denial.rule
+            ));
+        }
     }
 }

@@ -155,6 +155,9 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// The canonical external URL, normalized, without a trailing slash.
     pub public_url: Option<String>,
+    /// Where the gateway's OAuth Client ID Metadata Document is published (its `client_id`);
+    /// default `{public_url}/oauth/client-metadata.json` when `public_url` is https.
+    pub client_metadata_url: Option<String>,
     /// Extra `Origin` values accepted besides loopback ones, normalized as browsers send them.
     pub allowed_origins: Vec<String>,
     /// Extra `Host` values accepted besides loopback names and `public_url`'s host, lowercase.
@@ -186,6 +189,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             listen: DEFAULT_LISTEN,
             public_url: None,
+            client_metadata_url: None,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,

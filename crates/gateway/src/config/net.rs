@@ -117,6 +117,29 @@ pub(crate) fn public_url(text: &str) -> Result<String, String> {
     ))
 }
 
+/// `gateway.client_metadata_url`: an OAuth client id that is a URL (the Client ID Metadata
+/// Document draft): `https`, with a path, without query or fragment.
+pub(crate) fn client_metadata_url(text: &str) -> Result<String, String> {
+    const KEY: &str = "gateway.client_metadata_url";
+    let url = HttpUrl::parse(text, KEY)?;
+    if url.scheme != "https" {
+        return Err(format!(
+            "{KEY} must be https (authorization servers fetch it): \"{text}\""
+        ));
+    }
+    if url.rest.contains('?') || url.rest.contains('#') {
+        return Err(format!(
+            "{KEY} must not have a ?query or #fragment: \"{text}\""
+        ));
+    }
+    if matches!(url.rest.as_str(), "" | "/") {
+        return Err(format!(
+            "{KEY} needs a path (e.g. /oauth/client-metadata.json): \"{text}\""
+        ));
+    }
+    Ok(format!("{}{}", url.origin(), url.rest))
+}
+
 /// `servers.<name>.url`: a Streamable HTTP endpoint, normalized.
 pub(crate) fn upstream_url(text: &str, what: &str) -> Result<String, String> {
     let url = HttpUrl::parse(text, what)?;

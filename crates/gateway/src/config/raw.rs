@@ -27,6 +27,7 @@ pub(crate) const KEYS: &[&str] = &[
     "gateway",
     "gateway.listen",
     "gateway.public_url",
+    "gateway.client_metadata_url",
     "gateway.allowed_origins",
     "gateway.allowed_hosts",
     "gateway.max_message_bytes",
@@ -130,6 +131,7 @@ pub(crate) type SpannedList = Spanned<Vec<Spanned<String>>>;
 pub(crate) struct RawGateway {
     pub listen: Option<Spanned<String>>,
     pub public_url: Option<Spanned<String>>,
+    pub client_metadata_url: Option<Spanned<String>>,
     pub allowed_origins: Option<Vec<Spanned<String>>>,
     pub allowed_hosts: Option<Vec<Spanned<String>>>,
     pub max_message_bytes: Option<Spanned<RawSize>>,

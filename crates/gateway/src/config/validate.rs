@@ -133,6 +133,12 @@ fn gateway(raw: RawGateway, base: Option<&Path>, issues: &mut Issues) -> Gateway
             Err(e) => issues.at(url.span(), e),
         }
     }
+    if let Some(url) = raw.client_metadata_url {
+        match net::client_metadata_url(url.get_ref()) {
+            Ok(url) => g.client_metadata_url = Some(url),
+            Err(e) => issues.at(url.span(), e),
+        }
+    }
     for origin in raw.allowed_origins.unwrap_or_default() {
         match net::origin(origin.get_ref()) {
             Ok(o) if !g.allowed_origins.contains(&o) => g.allowed_origins.push(o),

@@ -66,6 +66,9 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
         }
         if let Upstream::Stdio(s) = &server.upstream {
             sandbox_warnings(server, s, config.run_mode, &home_dirs(), &mut out);
+            if let Some(profile) = &s.sandbox {
+                super::egress::unreachable_entries(&config.egress, server, profile, &mut out);
+            }
         }
     }
     if config.audit.include_args {

@@ -97,6 +97,12 @@ impl Session {
         for (member, result) in self.members.iter().zip(results) {
             match result {
                 Ok(_) => started += 1,
+                // A server waiting for its user's authorization: the session starts (the
+                // first request for it answers with the link), it just is not live yet.
+                Err(crate::upstream::UpstreamError::AuthorizationRequired(_)) => {
+                    tracing::info!(route = %self.route.name, server = %member.server, "upstream waits for the user's authorization");
+                    started += 1;
+                }
                 Err(e) if self.route.virtual_mode == Some(FailureMode::Omit) => {
                     tracing::warn!(route = %self.route.name, server = %member.server, error = %e, "upstream left out of the virtual server");
                 }
@@ -185,6 +191,19 @@ impl Session {
         let policy = self.gateway.policy();
         let caller = self.caller();
         let mut out = Map::new();
+        // A server that waits for its user's authorization has not said what it offers:
+        // tools are announced, so the client asks for them and meets the link.
+        for m in &self.members {
+            let waiting = !live.iter().any(|(s, _)| *s == m.server)
+                && self
+                    .gateway
+                    .user_auth
+                    .as_ref()
+                    .is_some_and(|ua| ua.handles(&m.server));
+            if waiting && policy.may_expose(&caller, &m.server, Kind::Tool) {
+                merge_into(&mut out, "tools", &json!({ "listChanged": true }));
+            }
+        }
         for (server, conn) in live {
             let Some(identity) = conn.identity() else {
                 continue;

@@ -198,8 +198,13 @@ impl Session {
                         p.gateway.shared_slot(server, era, Some(&p.principal))?
                     } else {
                         let caps = caps.clone().with_roots(p.gateway.configured_roots(server));
-                        p.gateway
-                            .slot_for_session(server, owner.clone(), caps, era)?
+                        p.gateway.slot_for_session(
+                            server,
+                            owner.clone(),
+                            caps,
+                            era,
+                            &p.principal,
+                        )?
                     };
                     Some(Member {
                         server: server.clone(),

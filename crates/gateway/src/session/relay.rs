@@ -133,7 +133,10 @@ impl Session {
                 Ok(r) => Outcome::Reply(Reply::Result(r)),
                 Err(e) => Outcome::Error(e),
             },
-            mcp::TOOLS_CALL => self.call_named(&id, Kind::Tool, &method, params).await,
+            mcp::TOOLS_CALL => {
+                let out = self.call_named(&id, Kind::Tool, &method, params).await;
+                self.url_elicitation_as_tool_error(out)
+            }
             mcp::PROMPTS_GET => self.call_named(&id, Kind::Prompt, &method, params).await,
             mcp::RESOURCES_READ | mcp::RESOURCES_SUBSCRIBE | mcp::RESOURCES_UNSUBSCRIBE => {
                 self.call_resource(&id, &method, params).await
@@ -310,6 +313,35 @@ impl Session {
                 Outcome::Error(e.to_error_object())
             }
         }
+    }
+
+    /// A client that cannot take a URL elicitation (`-32042`) gets the link in a tool
+    /// error instead: the model and the person see it either way.
+    fn url_elicitation_as_tool_error(&self, out: Outcome) -> Outcome {
+        match out {
+            Outcome::Error(e)
+                if e.code == codes::URL_ELICITATION_REQUIRED && !self.takes_url_elicitations() =>
+            {
+                let result = serde_json::json!({
+                    "content": [{ "type": "text", "text": e.message }],
+                    "isError": true,
+                });
+                match serde_json::value::to_raw_value(&result) {
+                    Ok(raw) => Outcome::Reply(Reply::Result(raw)),
+                    Err(_) => Outcome::Error(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the client declared `elicitation.url` (MCP 2025-11-25).
+    fn takes_url_elicitations(&self) -> bool {
+        self.lock()
+            .client_caps
+            .get("elicitation")
+            .and_then(|e| e.get("url"))
+            .is_some_and(serde_json::Value::is_object)
     }
 
     /// `tools/call` and `prompts/get`.

@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
+use portcullis_auth::client::{BearerChallenge, parse_bearer_challenge};
 use portcullis_auth::upstream::UpstreamCredential;
 use portcullis_egress::guard::{Refusal, Rule};
 use portcullis_egress::{
@@ -27,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::UpstreamError;
 use super::conn::{ConnParams, Driver, Routing, Transport, UpstreamConn};
+use super::slot::HttpTarget;
+use crate::oauth::{AuthorizationNeeded, User, UserAuthorization};
 
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// Attempts to resume a broken response stream before the request fails.
@@ -34,7 +37,10 @@ const MAX_RESUMES: u32 = 3;
 
 pub struct HttpIo {
     client: EgressClient,
+    server: Arc<str>,
     credential: Option<Arc<UpstreamCredential>>,
+    /// Per-user OAuth: the grants, and whose this connection presents.
+    user: Option<(Arc<UserAuthorization>, User)>,
     url: Uri,
     session_id: RwLock<Option<HeaderValue>>,
     protocol_version: RwLock<Option<HeaderValue>>,
@@ -46,14 +52,16 @@ pub struct HttpIo {
 
 pub(crate) fn connect(
     client: EgressClient,
-    url: Uri,
-    credential: Option<Arc<UpstreamCredential>>,
+    target: &HttpTarget,
+    user: Option<(Arc<UserAuthorization>, User)>,
     params: ConnParams,
 ) -> Arc<UpstreamConn> {
     let io = HttpIo {
         client,
-        credential,
-        url,
+        server: params.server.clone(),
+        credential: target.credential.clone(),
+        user,
+        url: target.url.clone(),
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
         standard_headers: AtomicBool::new(false),
@@ -63,10 +71,86 @@ pub(crate) fn connect(
     UpstreamConn::new(params, Transport::Http(io))
 }
 
+/// Why a request could not be exchanged with the upstream.
+enum SendFailure {
+    /// Transport, guard or credential failure, said for the caller.
+    Failed(String),
+    /// The user has to authorize the gateway at the server first (per-user OAuth).
+    Authorization(AuthorizationNeeded),
+}
+
+impl SendFailure {
+    fn into_error(self, server: &str) -> UpstreamError {
+        match self {
+            SendFailure::Failed(reason) => UpstreamError::Unavailable {
+                server: server.to_owned(),
+                reason,
+            },
+            SendFailure::Authorization(needed) => UpstreamError::AuthorizationRequired(needed),
+        }
+    }
+}
+
 impl HttpIo {
-    /// Sends `req` with this upstream's credential. A credential that cannot be had (its
-    /// token endpoint down) fails the request: it is never sent without.
-    async fn send(&self, mut req: EgressRequest) -> Result<EgressResponse, String> {
+    /// Sends `req` with the connection's authorization. With per-user OAuth, a `401` starts
+    /// discovery and is retried once when the user has a grant (or a refresh works), and
+    /// otherwise asks the user to connect; a `403 insufficient_scope` asks for a step-up.
+    async fn send(&self, req: EgressRequest) -> Result<EgressResponse, SendFailure> {
+        let Some((ua, user)) = &self.user else {
+            return self.send_once(req, None).await.map_err(SendFailure::Failed);
+        };
+        let mut retried = false;
+        loop {
+            let token = ua.authorization(&self.server, user).await;
+            let sent_token = token.is_some();
+            let resp = self
+                .send_once(req.clone(), token)
+                .await
+                .map_err(SendFailure::Failed)?;
+            let challenge = parse_bearer_challenge(resp.headers());
+            match resp.status() {
+                StatusCode::UNAUTHORIZED => {
+                    let outcome = ua
+                        .unauthorized(&self.server, user, challenge.as_ref(), sent_token)
+                        .await;
+                    match outcome {
+                        Ok(()) if !retried => retried = true,
+                        Ok(()) => {
+                            return Err(SendFailure::Failed(
+                                "the server refused the user's token again after a refresh".into(),
+                            ));
+                        }
+                        Err(needed) => return Err(SendFailure::Authorization(needed)),
+                    }
+                }
+                StatusCode::FORBIDDEN
+                    if challenge
+                        .as_ref()
+                        .is_some_and(BearerChallenge::is_insufficient_scope) =>
+                {
+                    let challenge = challenge.as_ref().expect("checked above");
+                    return Err(SendFailure::Authorization(ua.insufficient_scope(
+                        &self.server,
+                        user,
+                        challenge,
+                    )));
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+
+    /// One request: the gateway's own credential for this upstream, or the user's token. A
+    /// credential that cannot be had (its token endpoint down) fails the request: it is
+    /// never sent without.
+    async fn send_once(
+        &self,
+        mut req: EgressRequest,
+        user_token: Option<HeaderValue>,
+    ) -> Result<EgressResponse, String> {
+        if let Some(token) = user_token {
+            req.headers.insert(http::header::AUTHORIZATION, token);
+        }
         if let Some(credential) = &self.credential {
             let subject = crate::session::caller_token();
             let headers = credential
@@ -195,14 +279,8 @@ impl HttpIo {
             };
             let resp = match outcome {
                 Ok(resp) => resp,
-                Err(reason) => {
-                    conn.fail_pending(
-                        id,
-                        UpstreamError::Unavailable {
-                            server: conn.server().to_owned(),
-                            reason,
-                        },
-                    );
+                Err(failure) => {
+                    conn.fail_pending(id, failure.into_error(conn.server()));
                     return;
                 }
             };
@@ -344,10 +422,7 @@ impl HttpIo {
         let resp = self
             .send(req)
             .await
-            .map_err(|reason| UpstreamError::Unavailable {
-                server: conn.server().to_owned(),
-                reason,
-            })?;
+            .map_err(|failure| failure.into_error(conn.server()))?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND && self.has_session() {
             conn.close("the upstream ended its session (HTTP 404)");

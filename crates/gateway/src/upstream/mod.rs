@@ -9,6 +9,7 @@
 //!   routing of what the upstream sends on its own initiative.
 //! - [`stdio`]: a child process speaking newline-delimited JSON-RPC.
 //! - [`confine`]: a stdio server's sandbox, planned once from its config.
+//! - [`proxy`]: a sandboxed server's network proxy, deciding with the gateway's `[egress]`.
 //! - [`http`]: a Streamable HTTP server, reached through the egress client.
 //! - [`handshake`]: `initialize` (stateful era) or `server/discover` (2026-07-28).
 //! - [`pinning`]: the launch check against the pin `portcullis trust` stored.
@@ -20,6 +21,7 @@ pub mod conn;
 pub mod handshake;
 pub mod http;
 pub mod pinning;
+pub mod proxy;
 pub mod slot;
 pub mod stdio;
 
@@ -56,13 +58,41 @@ pub enum UpstreamError {
     Protocol { server: String, reason: String },
     #[error("upstream {server:?} answered HTTP {status}")]
     HttpStatus { server: String, status: u16 },
+    /// The server needs its user's authorization (per-user OAuth), or it failed.
+    #[error("upstream {:?} needs authorization: {}", .0.server(), authorization_text(.0))]
+    AuthorizationRequired(crate::oauth::AuthorizationNeeded),
     #[error("the request was cancelled")]
     Cancelled,
+}
+
+fn authorization_text(needed: &crate::oauth::AuthorizationNeeded) -> String {
+    match needed {
+        crate::oauth::AuthorizationNeeded::Connect { message, .. } => message.clone(),
+        crate::oauth::AuthorizationNeeded::Failed { reason, .. } => reason.clone(),
+    }
 }
 
 impl UpstreamError {
     /// The JSON-RPC error a client gets in place of the upstream's answer.
     pub fn to_error_object(&self) -> ErrorObject {
+        if let UpstreamError::AuthorizationRequired(crate::oauth::AuthorizationNeeded::Connect {
+            url,
+            elicitation_id,
+            message,
+            ..
+        }) = self
+        {
+            // MCP 2025-11-25 URLElicitationRequiredError: the client shows the URL to its
+            // user (who opens it in a browser the client cannot look into), then retries.
+            return ErrorObject::new(codes::URL_ELICITATION_REQUIRED, self.to_string()).with_data(
+                serde_json::json!({ "elicitations": [{
+                    "mode": "url",
+                    "elicitationId": elicitation_id,
+                    "url": url,
+                    "message": message,
+                }]}),
+            );
+        }
         let code = match self {
             UpstreamError::Timeout { .. } => codes::REQUEST_TIMEOUT,
             UpstreamError::Cancelled => codes::INTERNAL_ERROR,
@@ -70,7 +100,8 @@ impl UpstreamError {
             | UpstreamError::LaunchRefused { .. }
             | UpstreamError::Closed { .. }
             | UpstreamError::Protocol { .. }
-            | UpstreamError::HttpStatus { .. } => codes::UPSTREAM_UNAVAILABLE,
+            | UpstreamError::HttpStatus { .. }
+            | UpstreamError::AuthorizationRequired(_) => codes::UPSTREAM_UNAVAILABLE,
         };
         ErrorObject::new(code, self.to_string())
     }

@@ -41,9 +41,18 @@ pub struct UpstreamSpec {
 #[derive(Debug, Clone)]
 pub enum Target {
     Stdio(StdioLaunch),
-    /// The endpoint, and the gateway's own credential for it (set by the gateway once its
-    /// outbound client exists: token grants need it).
-    Http(Uri, Option<Arc<UpstreamCredential>>),
+    Http(HttpTarget),
+}
+
+/// A remote server: its endpoint, and how the gateway authenticates there.
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    pub url: Uri,
+    /// The gateway's own credential (set by the gateway once its outbound client exists:
+    /// token grants need it).
+    pub credential: Option<Arc<UpstreamCredential>>,
+    /// Per-user OAuth (`credential = { oauth }`): each connection presents its user's grant.
+    pub user_auth: Option<Arc<crate::oauth::UserAuthorization>>,
 }
 
 impl UpstreamSpec {
@@ -65,12 +74,18 @@ impl UpstreamSpec {
                     env,
                     secrets: child_secrets(&s.env.secrets)?,
                     confinement,
+                    egress: Default::default(),
                 };
                 (Target::Stdio(launch), s.max_backoff)
             }
             Upstream::Http(h) => {
                 let url = EgressClient::parse_url(&h.url).map_err(|e| e.to_string())?;
-                (Target::Http(url, None), Duration::from_secs(30))
+                let target = HttpTarget {
+                    url,
+                    credential: None,
+                    user_auth: None,
+                };
+                (Target::Http(target), Duration::from_secs(30))
             }
         };
         Ok(UpstreamSpec {
@@ -156,6 +171,8 @@ pub struct UpstreamSlot {
     prefer: Era,
     state: tokio::sync::Mutex<SlotState>,
     failures: std::sync::atomic::AtomicU32,
+    /// Whom the connection acts for (per-user OAuth); `None` for one shared by all.
+    user: Option<crate::oauth::User>,
 }
 
 impl UpstreamSlot {
@@ -174,7 +191,14 @@ impl UpstreamSlot {
             prefer,
             state: tokio::sync::Mutex::new(SlotState::Idle),
             failures: std::sync::atomic::AtomicU32::new(0),
+            user: None,
         }
+    }
+
+    /// The slot of a connection that acts for `user`.
+    pub fn for_user(mut self, user: crate::oauth::User) -> Self {
+        self.user = Some(user);
+        self
     }
 
     pub fn server(&self) -> &str {
@@ -227,8 +251,11 @@ impl UpstreamSlot {
                 Ok(conn)
             }
             // A refused launch is no crash: it is checked again at the next call, without
-            // backoff, so that a `portcullis trust` takes effect at once.
-            Err(e @ UpstreamError::LaunchRefused { .. }) => {
+            // backoff, so that a `portcullis trust` takes effect at once. Likewise a server
+            // waiting for its user's authorization: the next call after it is given works.
+            Err(
+                e @ (UpstreamError::LaunchRefused { .. } | UpstreamError::AuthorizationRequired(_)),
+            ) => {
                 *state = SlotState::Idle;
                 Err(e)
             }
@@ -268,8 +295,9 @@ impl UpstreamSlot {
                 }
                 stdio::spawn(launch, params)?
             }
-            Target::Http(url, credential) => {
-                http::connect(self.egress.clone(), url.clone(), credential.clone(), params)
+            Target::Http(target) => {
+                let user = target.user_auth.clone().zip(self.user.clone());
+                http::connect(self.egress.clone(), target, user, params)
             }
         };
         if let Err(e) = handshake(&conn, self.spec.protocol, &self.caps, self.prefer).await {

@@ -21,6 +21,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use super::UpstreamError;
 use super::confine::Confinement;
 use super::conn::{ConnParams, Transport, UpstreamConn};
+use super::proxy::{self, ProxyTask, SandboxEgress};
 
 /// Longest stderr line kept in the log; the rest of the line is dropped.
 const MAX_STDERR_LINE: usize = 16 * 1024;
@@ -37,6 +38,9 @@ pub struct StdioLaunch {
     pub secrets: Vec<(String, portcullis_auth::secret::Secret)>,
     /// The sandbox it runs in.
     pub confinement: Confinement,
+    /// What its network proxy (with an allow list) decides with and reports to: the
+    /// gateway's `[egress]` policy and audit log (set by the gateway).
+    pub egress: SandboxEgress,
 }
 
 pub struct StdioIo {
@@ -47,50 +51,6 @@ pub struct StdioIo {
     _sandbox: Option<portcullis_sandbox::Running>,
     /// The server's network proxy, stopped with it.
     _proxy: Option<ProxyTask>,
-}
-
-/// The proxy serving a sandboxed server's allow list; aborted when the server ends.
-struct ProxyTask(tokio::task::AbortHandle);
-
-impl Drop for ProxyTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Serves the proxy for a server with `network = { allow = [...] }` on the socket its
-/// sandbox made inside its network namespace.
-fn start_proxy(
-    server: &str,
-    network: &portcullis_sandbox::Network,
-    listener: std::net::TcpListener,
-) -> Result<ProxyTask, String> {
-    use portcullis_egress::proxy::{Destination, ProxyConfig, SandboxProxy, SystemResolver};
-    let portcullis_sandbox::Network::Allow(list) = network else {
-        return Err("a proxy socket for a server without an allow list".into());
-    };
-    let allow = list
-        .iter()
-        .map(|hp| Destination::new(&hp.host, hp.port).map_err(|e| format!("{hp}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let name = server.to_owned();
-    let proxy = SandboxProxy::new(
-        ProxyConfig::new(allow),
-        Arc::new(SystemResolver),
-        move |event| {
-            if event.allowed {
-                tracing::info!(server = %name, destination = %event.destination, resolved = ?event.resolved, "sandbox proxy: allowed");
-            } else {
-                tracing::warn!(server = %name, destination = %event.destination, resolved = ?event.resolved, reason = ?event.reason, "sandbox proxy: refused");
-            }
-        },
-    );
-    let task = tokio::spawn(async move {
-        if let Err(e) = proxy.serve_std(listener).await {
-            tracing::warn!(error = %e, "sandbox proxy stopped");
-        }
-    });
-    Ok(ProxyTask(task.abort_handle()))
 }
 
 impl StdioIo {
@@ -230,8 +190,13 @@ pub(crate) fn spawn(
         running.as_mut().and_then(|r| r.proxy_listener.take()),
     ) {
         (Confinement::Sandboxed { sandbox, .. }, Some(listener)) => Some(
-            start_proxy(&server, &sandbox.profile().network, listener)
-                .map_err(|e| unavailable(format!("its sandbox's proxy: {e}")))?,
+            proxy::start(
+                &server,
+                &sandbox.profile().network,
+                &launch.egress,
+                listener,
+            )
+            .map_err(|e| unavailable(format!("its sandbox's proxy: {e}")))?,
         ),
         _ => None,
     };

@@ -1,5 +1,7 @@
 //! Shared test support: the real `portcullis` binary, the bundled fixture server, and the
 //! real MCP peers installed by `scripts/install-peers` (Node 22, npm packages, a Python venv).
+//! [`browser`] drives headless Chromium (Debian's `chromium`, which `scripts/install-peers`
+//! installs as root) over the DevTools protocol, for the gateway's browser pages.
 //!
 //! Every process started here is killed (with its process group) when its handle drops, and
 //! every wait is bounded, so a broken gateway fails a test instead of hanging CI.
@@ -11,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod browser;
 pub mod oauth;
 pub mod sandbox;
 

@@ -43,6 +43,8 @@ pub struct OAuthClient {
     pub resources: Option<Vec<String>>,
     /// Default `client_secret_basic`.
     pub token_endpoint_auth_method: String,
+    /// For the authorization-code grant: where the code may be sent.
+    pub redirect_uris: Vec<String>,
 }
 
 impl OAuthClient {
@@ -55,6 +57,21 @@ impl OAuthClient {
             scope: scope.to_owned(),
             resources: None,
             token_endpoint_auth_method: "client_secret_basic".to_owned(),
+            redirect_uris: Vec::new(),
+        }
+    }
+
+    /// A confidential client of the authorization-code grant (with refresh tokens).
+    pub fn authorization_code(
+        client_id: &str,
+        client_secret: &str,
+        scope: &str,
+        redirect_uri: &str,
+    ) -> OAuthClient {
+        OAuthClient {
+            grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+            redirect_uris: vec![redirect_uri.to_owned()],
+            ..Self::client_credentials(client_id, client_secret, scope)
         }
     }
 
@@ -74,6 +91,10 @@ impl OAuthClient {
         });
         if let Some(resources) = &self.resources {
             client["resources"] = json!(resources);
+        }
+        if !self.redirect_uris.is_empty() {
+            client["redirect_uris"] = json!(self.redirect_uris);
+            client["response_types"] = json!(["code"]);
         }
         client
     }
@@ -153,6 +174,8 @@ pub struct AuthServerConfig {
     pub dev_interactions: bool,
     /// Dynamic client registration (RFC 7591) at `/reg`.
     pub registration: bool,
+    /// Refresh tokens for every client allowed the `refresh_token` grant.
+    pub refresh_tokens: bool,
     /// The port to listen on; 0 picks a free one.
     pub port: u16,
 }
@@ -210,6 +233,7 @@ impl AuthServerConfig {
             "defaultResource": self.default_resource,
             "devInteractions": self.dev_interactions,
             "registration": self.registration,
+            "refreshTokens": self.refresh_tokens,
             "port": self.port,
         })
     }

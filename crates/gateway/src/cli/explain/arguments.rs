@@ -16,8 +16,8 @@ use portcullis_gateway::upstream::handshake::Era;
 use portcullis_guard::{Invalid, ResourceIndex, check_prompt_arguments};
 use portcullis_policy::Kind;
 use portcullis_store::{
-    AuditQuery, AuditRecord, BoxFuture, GENESIS_HASH, LaunchPin, SqliteStore, Store, StoreError,
-    StoredRecord, VerifyOutcome,
+    AuditQuery, AuditRecord, BoxFuture, GENESIS_HASH, GrantKey, GrantRow, LaunchPin, SqliteStore,
+    Store, StoreError, StoredRecord, VerifyOutcome,
 };
 use serde_json::{Map, Value, json};
 
@@ -332,6 +332,36 @@ impl Store for NoAudit {
 
     fn list_pins(&self) -> Result<Vec<LaunchPin>, StoreError> {
         Ok(Vec::new())
+    }
+
+    // `explain` lists an upstream's tools; a server that needs a user's OAuth grant has
+    // none to offer here: it is reached as if nobody were connected.
+    fn put_grant(&self, _: &GrantKey, _: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    fn get_grant(&self, _: &GrantKey) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    fn remove_grants(&self, _: &str, _: Option<&str>) -> Result<usize, StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    fn list_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn put_client(&self, _: &str, _: &str, _: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    fn get_client(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    fn remove_clients(&self, _: &str) -> Result<usize, StoreError> {
+        Err(StoreError::ReadOnly)
     }
 }
 

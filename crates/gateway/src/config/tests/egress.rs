@@ -76,3 +76,38 @@ fn every_exception_is_a_warning_naming_it() {
     assert!(w[1].contains("\"idp.internal:443\"") && w[1].contains("wherever it resolves"));
     assert!(w[2].contains("egress.http = \"localhost\"") && w[2].contains("plain http"));
 }
+
+#[test]
+fn a_sandbox_entry_the_egress_policy_refuses_warns_until_egress_allow_opens_it() {
+    let server = |egress: &str| {
+        format!(
+            "[egress]\nallow = [{egress}]\n[servers.files]\ncommand = [\"x\"]\nsandbox = {{ network = {{ allow = [\"127.0.0.1:8080\", \"metadata.google.internal:80\", \"api.example.com:443\", \"10.1.2.3:5432\"] }} }}\n[[rules]]\nserver = \"files\"\neffect = \"allow\"\n"
+        )
+    };
+    let unreachable = |text: &str| -> Vec<String> {
+        ok(text)
+            .warnings()
+            .into_iter()
+            .filter(|w| w.contains("can never be reached"))
+            .collect()
+    };
+    let w = unreachable(&server(""));
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(
+        w[0].starts_with("server \"files\": sandbox.network.allow entry \"127.0.0.1:8080\"")
+            && w[0].contains("loopback")
+            && w[0].contains("add \"127.0.0.1:8080\" to egress.allow"),
+        "{w:#?}"
+    );
+    assert!(w[1].contains("metadata.google.internal:80"), "{w:#?}");
+    assert!(
+        w[2].contains("10.1.2.3:5432") && w[2].contains("private"),
+        "{w:#?}"
+    );
+    // A public name is judged when it resolves, not here.
+    assert!(!w.iter().any(|w| w.contains("api.example.com")), "{w:#?}");
+    let opened = unreachable(&server(
+        "\"127.0.0.1:8080\", \"10.0.0.0/8\", \"metadata.google.internal:80\"",
+    ));
+    assert!(opened.is_empty(), "{opened:#?}");
+}

@@ -6,7 +6,7 @@ use super::{SERVER, error, errors, parse};
 fn unknown_key_is_reported_at_the_key_by_toml() {
     assert_eq!(
         error("[gateway]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n"),
-        "3:1: unknown field `lisen`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`"
+        "3:1: unknown field `lisen`, expected one of `listen`, `public_url`, `client_metadata_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`"
     );
 }
 
@@ -33,9 +33,9 @@ fn every_unknown_key_in_a_section_is_reported_and_the_rest_still_checked() {
     assert_eq!(
         errors(text),
         [
-            "2:1: unknown field `listn`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`",
+            "2:1: unknown field `listn`, expected one of `listen`, `public_url`, `client_metadata_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`",
             "3:10: invalid listen address \"nope\": expected an IP address and port such as 127.0.0.1:8440 or [::1]:8440",
-            "4:1: unknown field `timeout`, expected one of `listen`, `public_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`",
+            "4:1: unknown field `timeout`, expected one of `listen`, `public_url`, `client_metadata_url`, `allowed_origins`, `allowed_hosts`, `max_message_bytes`, `request_timeout`, `session_idle_timeout`, `max_sessions`, `worker_threads`, `state`, `insecure_no_auth`, `session_lifetime`, `tls`, `behind_proxy`",
         ]
     );
 }
@@ -462,5 +462,17 @@ fn misspelt_rule_and_virtual_keys_are_reported() {
             "5:1: unknown field `on_failure`, expected `servers` or `on_upstream_failure`",
             "8:1: unknown field `tool`, expected one of `server`, `tools`, `prompts`, `resources`, `principals`, `when`, `scopes`, `paths`, `roots`, `urls`, `hosts`, `max_arg_bytes`, `rate`, `burst`, `effect`",
         ]
+    );
+}
+
+#[test]
+fn a_client_metadata_url_must_be_https_with_a_path() {
+    assert_eq!(
+        error("[gateway]\nclient_metadata_url = \"http://gw.example.com/doc.json\"\n"),
+        "2:23: gateway.client_metadata_url must be https (authorization servers fetch it): \"http://gw.example.com/doc.json\""
+    );
+    assert_eq!(
+        error("[gateway]\nclient_metadata_url = \"https://gw.example.com/\"\n"),
+        "2:23: gateway.client_metadata_url needs a path (e.g. /oauth/client-metadata.json): \"https://gw.example.com/\""
     );
 }

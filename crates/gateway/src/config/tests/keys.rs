@@ -22,6 +22,7 @@ const EVERY_KEY: &str = r#"
 [gateway]
 listen = "127.0.0.1:8440"
 public_url = "https://mcp.example.com"
+client_metadata_url = "https://mcp.example.com/oauth/client-metadata.json"
 allowed_origins = ["https://app.example.com"]
 allowed_hosts = ["mcp.example.com"]
 max_message_bytes = "4MiB"

@@ -118,6 +118,11 @@ pub fn router(gateway: Arc<Gateway>, auth: Option<auth::TokenGate>) -> (Router, 
         // Bodies are read with the gateway's own limit, to answer 413 with a JSON-RPC error.
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
+    // The per-user OAuth pages (`/oauth/…`), when some server uses them.
+    let router = match crate::oauth::pages::router(&gateway) {
+        Some(pages) => router.merge(pages),
+        None => router,
+    };
     (router, state)
 }
 
@@ -142,6 +147,13 @@ pub async fn serve(gateway: Arc<Gateway>) -> anyhow::Result<()> {
         "http"
     };
     print_routes(&gateway, addr, scheme);
+    if let Some(ua) = &gateway.user_auth
+        && addr.ip().is_loopback()
+    {
+        // The pages' address, unless `gateway.public_url` already gave it. Beyond loopback
+        // only `public_url` can say how browsers reach the gateway.
+        ua.set_base(format!("{scheme}://{}", display_host(addr)));
+    }
     let gate = auth::gate(&gateway).await?;
     let (router, state) = router(gateway.clone(), gate);
     let router = forwarded::layer(router, &gateway.config.gateway);
@@ -179,12 +191,16 @@ pub async fn serve(gateway: Arc<Gateway>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_routes(gateway: &Gateway, addr: SocketAddr, scheme: &str) {
-    let host = if addr.ip().is_loopback() && addr.is_ipv4() {
+fn display_host(addr: SocketAddr) -> String {
+    if addr.ip().is_loopback() && addr.is_ipv4() {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
-    };
+    }
+}
+
+fn print_routes(gateway: &Gateway, addr: SocketAddr, scheme: &str) {
+    let host = display_host(addr);
     println!("Portcullis is listening on {scheme}://{host}");
     let mut names: Vec<&str> = gateway.route_names().collect();
     names.sort_unstable();
