@@ -466,3 +466,58 @@ fn the_gateway_binary_links_no_other_http_client() {
         "portcullis links portcullis-bench, whose sources the walk above skips"
     );
 }
+
+/// A remote server that answers every request `401` with a challenge whose
+/// `resource_metadata` points at `metadata_url`.
+fn challenging_upstream(metadata_url: String) -> SocketAddr {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the upstream");
+    let addr = listener.local_addr().expect("upstream address");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = conn.read(&mut [0u8; 8192]);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer resource_metadata=\"{metadata_url}\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    addr
+}
+
+/// Per-user OAuth discovery follows the upstream's challenge only through the guard: a
+/// `resource_metadata` on an address `[egress]` does not open is refused, and the trap there
+/// is never reached, though the upstream itself is allowed.
+#[tokio::test]
+async fn a_resource_metadata_url_on_an_internal_address_is_refused() {
+    let trap = Trap::start();
+    let upstream = challenging_upstream(format!(
+        "http://127.0.0.1:{}/.well-known/oauth-protected-resource/mcp",
+        trap.port()
+    ));
+    let cfg = format!(
+        "[egress]\nallow = [\"127.0.0.1:{port}\"]\nhttp = [\"127.0.0.1\"]\n{AUDIT}\
+         [servers.remote]\nurl = \"http://127.0.0.1:{port}/mcp\"\ncredential = {{ oauth = {{}} }}\n\n\
+         [[rules]]\nserver = \"remote\"\ntools = [\"*\"]\neffect = \"allow\"\n",
+        port = upstream.port()
+    );
+    let gw = Gateway::start(&cfg);
+    let mut client = RawHttp::new(&gw.url("remote"));
+    client.initialize(json!({})).await;
+    let list = client.request(1, "tools/list", json!({})).await;
+    let message = list["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("egress guard refused") && message.contains("blocked_address"),
+        "discovery was not refused by the guard: {list}"
+    );
+    assert!(!message.contains("address 127.0.0.1"), "{message}");
+    let record = wait_for_egress_record(&gw);
+    assert_eq!(record["rule"], "blocked_address", "{record}");
+    assert_eq!(
+        trap.connections(),
+        0,
+        "the internal metadata URL was fetched"
+    );
+}

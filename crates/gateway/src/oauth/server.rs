@@ -10,14 +10,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use portcullis_auth::client::OAuthClientError;
 use portcullis_auth::client::{
     BearerChallenge, ClientAuth, ClientIdentity, DEFAULT_STEP_UP_LIMIT, Discovered, StepUp,
     discover,
 };
-use portcullis_auth::resource::DiscoveryConfig;
+use portcullis_auth::resource::{DiscoveryConfig, FetchError};
 use portcullis_auth::secret::Secret;
 use portcullis_auth::upstream::{PreRegisteredAuth, SecretSource, UserOAuthSpec};
-use portcullis_egress::EgressClient;
+use portcullis_egress::{EgressClient, EgressError};
 
 /// A step-up is forgotten this long after its last attempt: what bounds a server that asks
 /// for more scope after every authorization.
@@ -94,7 +95,7 @@ impl ServerAuthorization {
         }
         let found = discover(egress, &self.url, challenge, &DiscoveryConfig::default())
             .await
-            .map_err(|e| format!("OAuth discovery for {:?} failed: {e}", self.name))?;
+            .map_err(|e| format!("OAuth discovery for {:?} failed: {}", self.name, said(&e)))?;
         let found = Arc::new(found);
         *self.discovered.write().unwrap_or_else(|p| p.into_inner()) = Some(found.clone());
         Ok(found)
@@ -132,6 +133,17 @@ impl ServerAuthorization {
             )
         })
     }
+}
+
+/// A discovery failure as the caller may read it: an egress refusal names the URL and the
+/// rule, not the address a name resolved to (that is for the log and the audit).
+fn said(e: &OAuthClientError) -> String {
+    if let OAuthClientError::Fetch { source, .. } = e
+        && let FetchError::Egress(EgressError::Refused(refusal)) = &**source
+    {
+        return crate::upstream::http::refused(refusal);
+    }
+    e.to_string()
 }
 
 fn read_secret(source: &SecretSource) -> Result<Secret, String> {

@@ -550,7 +550,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 
 /// What the caller learns of a refusal: the URL and the rule, not the address a name
 /// resolved to (that is for the audit record and the log, not for whoever sent the call).
-fn refused(refusal: &Refusal) -> String {
+pub(crate) fn refused(refusal: &Refusal) -> String {
     let rule = match &refusal.rule {
         Rule::PeerMismatch { .. } => "the connected peer is not the checked address".to_owned(),
         other => other.to_string(),
