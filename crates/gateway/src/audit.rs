@@ -140,8 +140,12 @@ impl Audit {
     /// `e.server` names the server). Sets the event (`egress`), the decision (`refused`) and
     /// the principal (the gateway, whose socket it would have been).
     pub fn egress_refused(&self, transport: &'static str, e: Entry<'_>) {
+        // The server and principal the request was made for, when its task said so.
+        let asking = crate::on_behalf::current();
         let ctx = Context {
-            principal: "gateway".to_owned(),
+            principal: asking
+                .as_ref()
+                .map_or_else(|| "gateway".to_owned(), |a| a.principal.to_string()),
             session: String::new(),
             transport,
         };
@@ -150,6 +154,11 @@ impl Audit {
             Entry {
                 event: "egress",
                 decision: "refused",
+                server: if e.server.is_empty() {
+                    asking.as_ref().map_or("", |a| &a.server)
+                } else {
+                    e.server
+                },
                 ..e
             },
         );

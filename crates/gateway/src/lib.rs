@@ -24,6 +24,7 @@ pub mod limits;
 pub mod logging;
 pub mod mcp;
 pub mod oauth;
+pub mod on_behalf;
 pub mod roots;
 pub mod route;
 pub mod session;

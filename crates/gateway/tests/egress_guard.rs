@@ -515,6 +515,9 @@ async fn a_resource_metadata_url_on_an_internal_address_is_refused() {
     assert!(!message.contains("address 127.0.0.1"), "{message}");
     let record = wait_for_egress_record(&gw);
     assert_eq!(record["rule"], "blocked_address", "{record}");
+    // Audited for the server and the principal the discovery was for.
+    assert_eq!(record["server"], "remote", "{record}");
+    assert_eq!(record["principal"], "anonymous", "{record}");
     assert_eq!(
         trap.connections(),
         0,

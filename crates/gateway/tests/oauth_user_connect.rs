@@ -32,6 +32,11 @@ struct World {
 
 impl World {
     fn start() -> World {
+        Self::with_token_ttl(std::time::Duration::from_secs(300))
+    }
+
+    /// `ttl`: how long the protected server's tokens live.
+    fn with_token_ttl(ttl: std::time::Duration) -> World {
         let as_port = free_port();
         let issuer = format!("http://127.0.0.1:{as_port}");
         let fixture = FixtureHttp::start(&[]);
@@ -82,7 +87,7 @@ effect = "allow"
             ))
             .client(OAuthClient::client_credentials(BOB.0, BOB.1, "mcp:tools"))
             .resource(ResourceServer::jwt(&front.url("remote"), "mcp:tools"))
-            .resource(ResourceServer::jwt(&protected.url("fx"), "mcp:tools"));
+            .resource(ResourceServer::jwt(&protected.url("fx"), "mcp:tools").ttl(ttl));
         config.port = as_port;
         config.dev_interactions = true;
         config.registration = true;
@@ -428,4 +433,50 @@ async fn a_desktop_stdio_gateway_serves_the_consent_page_on_loopback() {
         call["result"]["content"][0]["text"], "from the desk",
         "{call}"
     );
+}
+
+/// The grants `portcullis connections list --json` shows for the front gateway.
+fn connections(w: &World) -> Value {
+    let out = std::process::Command::new(support::portcullis_bin())
+        .args(["connections", "list", "--json"])
+        .env(
+            "PORTCULLIS_STATE",
+            format!("sqlite:{}", w.state.path().join("state.db").display()),
+        )
+        .output()
+        .expect("portcullis connections list");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// A token about to expire is refreshed before use (the rotated grant replaces the old one
+/// in the vault), and the calls go on without the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_is_refreshed_and_the_calls_go_on() {
+    // Tokens of 20 s are always within the refresh margin: every call refreshes first.
+    let w = World::with_token_ttl(std::time::Duration::from_secs(20));
+    let (alice, _) = w
+        .session(ALICE, json!({ "elicitation": { "url": {} } }))
+        .await;
+    let url = connect_url(&alice.request(1, "tools/list", json!({})).await);
+    let mut browser = Browser::launch().await.expect("chromium");
+    let done = connect_in_browser(&mut browser, &url, "alice@example.com").await;
+    assert!(done.contains("Connected"), "{done}");
+    let before = connections(&w).to_string();
+    for id in 2..5 {
+        let call = alice
+            .request(
+                id,
+                "tools/call",
+                json!({ "name": "echo", "arguments": { "message": "again" } }),
+            )
+            .await;
+        assert_eq!(call["result"]["content"][0]["text"], "again", "{call}");
+    }
+    let after = connections(&w).to_string();
+    assert_ne!(before, after, "the grant was not refreshed: {after}");
 }

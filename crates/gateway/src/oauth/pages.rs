@@ -38,6 +38,7 @@ use super::web::{
     consent_tag, cookie, escape, harden, message_page, not_found, origin_of, page, set_cookie,
     sign, verify,
 };
+use crate::on_behalf::{OnBehalf, on_behalf};
 use crate::transport::http::checks::HostPolicy;
 
 const CSRF_COOKIE: &str = "__Host-portcullis-csrf";
@@ -299,7 +300,12 @@ async fn approve(ua: &Arc<UserAuthorization>, id: &str, headers: &HeaderMap) -> 
     let Some(found) = server.discovered() else {
         return fail("the server's authorization server is not known".into());
     };
-    let client = match registered_client(ua, server, &found, &redirect_uri).await {
+    let client = match on_behalf(
+        ticket_context(&ticket),
+        registered_client(ua, server, &found, &redirect_uri),
+    )
+    .await
+    {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -351,6 +357,14 @@ async fn approve(ua: &Arc<UserAuthorization>, id: &str, headers: &HeaderMap) -> 
         30 * 24 * 3600,
     );
     resp
+}
+
+/// Egress refusals during a flow are audited for its server and principal.
+fn ticket_context(ticket: &Ticket) -> OnBehalf {
+    OnBehalf {
+        server: Arc::from(ticket.server.as_str()),
+        principal: Arc::from(ticket.principal.as_str()),
+    }
 }
 
 /// The gateway's client at the authorization server: pre-registered, the metadata
@@ -437,7 +451,7 @@ pub async fn callback(
             "The state does not match the approval.",
         );
     }
-    match redeem(&ua, &ticket, grant).await {
+    match on_behalf(ticket_context(&ticket), redeem(&ua, &ticket, grant)).await {
         Ok(()) => {
             ua.note(
                 &ticket.principal,

@@ -30,6 +30,7 @@ use super::UpstreamError;
 use super::conn::{ConnParams, Driver, Routing, Transport, UpstreamConn};
 use super::slot::HttpTarget;
 use crate::oauth::{AuthorizationNeeded, User, UserAuthorization};
+use crate::on_behalf::{OnBehalf, on_behalf};
 
 const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 /// Attempts to resume a broken response stream before the request fails.
@@ -41,6 +42,9 @@ pub struct HttpIo {
     credential: Option<Arc<UpstreamCredential>>,
     /// Per-user OAuth: the grants, and whose this connection presents.
     user: Option<(Arc<UserAuthorization>, User)>,
+    /// Whom the connection's requests are made for (its session's principal), for the
+    /// audit of an egress refusal.
+    on_behalf: OnBehalf,
     url: Uri,
     session_id: RwLock<Option<HeaderValue>>,
     protocol_version: RwLock<Option<HeaderValue>>,
@@ -53,14 +57,19 @@ pub struct HttpIo {
 pub(crate) fn connect(
     client: EgressClient,
     target: &HttpTarget,
-    user: Option<(Arc<UserAuthorization>, User)>,
+    user: Option<User>,
     params: ConnParams,
 ) -> Arc<UpstreamConn> {
+    let on_behalf = OnBehalf {
+        server: params.server.clone(),
+        principal: Arc::from(user.as_ref().map_or("gateway", |u| u.principal.as_str())),
+    };
     let io = HttpIo {
         client,
         server: params.server.clone(),
         credential: target.credential.clone(),
-        user,
+        user: target.user_auth.clone().zip(user),
+        on_behalf,
         url: target.url.clone(),
         session_id: RwLock::new(None),
         protocol_version: RwLock::new(None),
@@ -96,6 +105,10 @@ impl HttpIo {
     /// discovery and is retried once when the user has a grant (or a refresh works), and
     /// otherwise asks the user to connect; a `403 insufficient_scope` asks for a step-up.
     async fn send(&self, req: EgressRequest) -> Result<EgressResponse, SendFailure> {
+        on_behalf(self.on_behalf.clone(), self.send_authorized(req)).await
+    }
+
+    async fn send_authorized(&self, req: EgressRequest) -> Result<EgressResponse, SendFailure> {
         let Some((ua, user)) = &self.user else {
             return self.send_once(req, None).await.map_err(SendFailure::Failed);
         };

@@ -296,8 +296,7 @@ impl UpstreamSlot {
                 stdio::spawn(launch, params)?
             }
             Target::Http(target) => {
-                let user = target.user_auth.clone().zip(self.user.clone());
-                http::connect(self.egress.clone(), target, user, params)
+                http::connect(self.egress.clone(), target, self.user.clone(), params)
             }
         };
         if let Err(e) = handshake(&conn, self.spec.protocol, &self.caps, self.prefer).await {
