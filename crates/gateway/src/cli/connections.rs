@@ -22,11 +22,11 @@ use portcullis_gateway::config::StateLocation;
 use portcullis_gateway::gateway::open_store;
 use portcullis_gateway::oauth::vault::{GrantVault, GrantVaultError};
 use portcullis_gateway::transport::stdio::local_principal;
-use portcullis_store::{AuditRecord, GrantRow, SqliteStore, Store};
+use portcullis_store::{GrantRow, SqliteStore, Store};
 use serde_json::{Value, json};
 
 use super::text::{clean, emit};
-use super::{load_or_exit, runtime, state, time, usage_error};
+use super::{load_or_exit, state, time, usage_error};
 
 #[derive(Subcommand, Debug)]
 pub enum ConnectionsCommand {
@@ -332,29 +332,19 @@ fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
 
 /// Writes the `oauth/forgotten` record and waits until it is durable.
 fn audit(store: &dyn Store, server: &str, reason: String) -> anyhow::Result<()> {
-    let record = AuditRecord {
-        time_ms: time::now_ms(),
-        event: "oauth".to_owned(),
-        principal: local_principal().to_string(),
-        session: String::new(),
-        transport: "cli".to_owned(),
-        server: server.to_owned(),
-        method: "oauth/forget".to_owned(),
-        name: server.to_owned(),
-        args_digest: None,
-        args: None,
-        decision: "forgotten".to_owned(),
-        rule: None,
-        reason,
-        latency_us: None,
-        trace: None,
-    };
-    runtime(None)?
-        .block_on(store.append_audit(record))
-        .map_err(|e| {
-            anyhow::anyhow!("the audit record could not be written, so nothing was removed: {e}")
-        })?;
-    Ok(())
+    super::record::audit(
+        store,
+        super::record::CliAction {
+            event: "oauth",
+            principal: &local_principal().to_string(),
+            server,
+            method: "oauth/forget",
+            name: server,
+            decision: "forgotten",
+            reason,
+        },
+        "nothing was removed",
+    )
 }
 
 fn unix_ms(t: SystemTime) -> i64 {

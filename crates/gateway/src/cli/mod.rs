@@ -15,6 +15,7 @@
 mod audit;
 mod connections;
 mod explain;
+mod record;
 mod state;
 mod text;
 mod time;

@@ -27,10 +27,10 @@ use portcullis_gateway::upstream::pinning::{
     describe, fingerprint_of, is_gateway_itself, program_of, review_launch, to_pin,
 };
 use portcullis_sandbox::review::diff;
-use portcullis_store::{AuditRecord, Store};
+use portcullis_store::Store;
 
 use super::text::{clean, emit};
-use super::{load_or_exit, runtime, time, usage_error};
+use super::{load_or_exit, time, usage_error};
 
 /// Longest answer read from the terminal.
 const MAX_ANSWER: u64 = 256;
@@ -190,29 +190,19 @@ fn audit(
     decision: &str,
     reason: String,
 ) -> anyhow::Result<()> {
-    let record = AuditRecord {
-        time_ms: time::now_ms(),
-        event: "trust".to_owned(),
-        principal: principal.to_owned(),
-        session: String::new(),
-        transport: "cli".to_owned(),
-        server: server.to_owned(),
-        method: String::new(),
-        name: String::new(),
-        args_digest: None,
-        args: None,
-        decision: decision.to_owned(),
-        rule: None,
-        reason,
-        latency_us: None,
-        trace: None,
-    };
-    runtime(None)?
-        .block_on(store.append_audit(record))
-        .map_err(|e| {
-            anyhow::anyhow!("the audit record could not be written, so nothing was changed: {e}")
-        })?;
-    Ok(())
+    super::record::audit(
+        store,
+        super::record::CliAction {
+            event: "trust",
+            principal,
+            server,
+            method: "",
+            name: "",
+            decision,
+            reason,
+        },
+        "nothing was changed",
+    )
 }
 
 /// Why no answer could be asked for.
