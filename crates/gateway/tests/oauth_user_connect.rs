@@ -21,6 +21,9 @@ use support::{FixtureHttp, Gateway, RawHttp};
 
 const ALICE: (&str, &str) = ("alice-agent", "alice-secret-0c5b");
 const BOB: (&str, &str) = ("bob-agent", "bob-secret-91aa");
+/// The front gateway's OpenID Connect client for browser sign-in (`auth.sign_in`).
+const SIGN_IN_CLIENT: &str = "portcullis-browser";
+const SIGN_IN_SECRET: &str = "browser-secret-2b7d";
 
 struct World {
     auth: AuthServer,
@@ -59,11 +62,15 @@ effect = "allow"
         ));
         let state = tempfile::tempdir().expect("tempdir");
         let db = format!("sqlite:{}", state.path().join("state.db").display());
-        let front = Gateway::start_with_env(
+        // The front gateway's port is chosen first: its sign-in redirect URI is registered
+        // at the authorization server before either starts.
+        let front_port = free_port();
+        let front = Gateway::start_on(
             &format!(
                 r#"[auth]
 issuer = "{issuer}"
 scopes_supported = ["mcp:tools"]
+sign_in = {{ client_id = "{SIGN_IN_CLIENT}", secret_env = "SIGN_IN_SECRET" }}
 
 [servers.remote]
 url = "{upstream}"
@@ -77,7 +84,17 @@ effect = "allow"
 "#,
                 upstream = protected.url("fx")
             ),
-            &[("PORTCULLIS_STATE", db.as_ref())],
+            front_port,
+            &[
+                ("PORTCULLIS_STATE", db.as_ref()),
+                ("SIGN_IN_SECRET", SIGN_IN_SECRET.as_ref()),
+            ],
+        );
+        let sign_in = OAuthClient::authorization_code(
+            SIGN_IN_CLIENT,
+            SIGN_IN_SECRET,
+            "openid",
+            &format!("{}/oauth/signin/callback", front.base),
         );
         let mut config = AuthServerConfig::new()
             .client(OAuthClient::client_credentials(
@@ -86,6 +103,7 @@ effect = "allow"
                 "mcp:tools",
             ))
             .client(OAuthClient::client_credentials(BOB.0, BOB.1, "mcp:tools"))
+            .client(sign_in)
             .resource(ResourceServer::jwt(&front.url("remote"), "mcp:tools"))
             .resource(ResourceServer::jwt(&protected.url("fx"), "mcp:tools").ttl(ttl));
         config.port = as_port;
@@ -152,48 +170,62 @@ fn connect_url(response: &Value) -> String {
     url
 }
 
-/// The person: approves on the gateway's page, signs in and consents at oidc-provider, and
-/// lands on the gateway's callback. Returns the final page's text.
-async fn connect_in_browser(browser: &mut Browser, url: &str, login: &str) -> String {
-    browser.goto(url).await.expect("the consent page opens");
-    browser
-        .wait_for("#approve")
-        .await
-        .expect("an approve button");
-    browser
-        .click_and_wait_for_load("#approve")
-        .await
-        .expect("approve");
-    if let Err(e) = browser.wait_for("input[name=login]").await {
-        let at = browser.url().await.unwrap_or_default();
-        let text = browser.text().await.unwrap_or_default();
-        panic!("no login page of the authorization server ({e}); at {at}: {text}");
+/// What the browser shows now: the gateway's consent page, a login or consent page of the
+/// authorization server, or the gateway's final message.
+async fn page_kind(browser: &mut Browser) -> &'static str {
+    let probe = "document.querySelector('#message') ? 'message' \
+        : document.querySelector('#approve') ? 'approve' \
+        : document.querySelector('input[name=login]') ? 'login' \
+        : document.querySelector('button[type=submit]') ? 'submit' : ''";
+    for _ in 0..150 {
+        let kind = browser.eval(probe).await.unwrap_or_default();
+        match kind.as_str() {
+            Some("message") => return "message",
+            Some("approve") => return "approve",
+            Some("login") => return "login",
+            Some("submit") => return "submit",
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
     }
-    browser
-        .eval(&format!(
-            "document.querySelector('input[name=login]').value = {login:?}; \
-             document.querySelector('input[name=password]').value = 'any'; true"
-        ))
-        .await
-        .expect("fill the login form");
-    browser
-        .click_and_wait_for_load("button[type=submit]")
-        .await
-        .expect("sign in");
-    // The consent prompt of oidc-provider's development pages.
-    browser
-        .wait_for("button[type=submit]")
-        .await
-        .expect("the authorization server's consent page");
-    browser
-        .click_and_wait_for_load("button[type=submit]")
-        .await
-        .expect("consent");
-    browser
-        .wait_for("#message")
-        .await
-        .expect("the gateway's callback page");
-    browser.text().await.expect("text")
+    let at = browser.url().await.unwrap_or_default();
+    panic!(
+        "no known page at {at}: {}",
+        browser.text().await.unwrap_or_default()
+    );
+}
+
+/// The person `login` opens `url` and goes through every page until the gateway's final
+/// message (sign-in at the `[auth]` issuer, the consent page, login and consent at the
+/// server's authorization server, the callback). Returns that message.
+async fn connect_in_browser(browser: &mut Browser, url: &str, login: &str) -> String {
+    browser.goto(url).await.expect("the link opens");
+    for _ in 0..12 {
+        match page_kind(browser).await {
+            "message" => return browser.text().await.expect("text"),
+            "approve" => browser
+                .click_and_wait_for_load("#approve")
+                .await
+                .expect("approve"),
+            "login" => {
+                browser
+                    .eval(&format!(
+                        "document.querySelector('input[name=login]').value = {login:?}; \
+                         document.querySelector('input[name=password]').value = 'any'; true"
+                    ))
+                    .await
+                    .expect("fill the login form");
+                browser
+                    .click_and_wait_for_load("button[type=submit]")
+                    .await
+                    .expect("sign in");
+            }
+            _ => browser
+                .click_and_wait_for_load("button[type=submit]")
+                .await
+                .expect("consent at the authorization server"),
+        }
+    }
+    panic!("no end after 12 pages");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,9 +243,17 @@ async fn a_user_connects_through_the_consent_page_and_the_call_carries_their_own
     );
 
     let mut browser = Browser::launch().await.expect("chromium");
-    // The page names the client, the user, the server and where the browser comes back.
-    browser.goto(&url).await.expect("consent page");
-    browser.wait_for("#approve").await.expect("approve button");
+    // The link first asks the person to sign in at the gateway's issuer (as Alice), then
+    // shows the consent page: it names the client, the user, the server and where the
+    // browser comes back.
+    browser.goto(&url).await.expect("the link opens");
+    assert_eq!(
+        page_kind(&mut browser).await,
+        "login",
+        "sign-in comes first"
+    );
+    sign_in_as(&mut browser, ALICE.0).await;
+    assert_eq!(page_kind(&mut browser).await, "approve");
     let page = browser.text().await.expect("text");
     assert!(
         page.contains(ALICE.0),
@@ -228,7 +268,7 @@ async fn a_user_connects_through_the_consent_page_and_the_call_carries_their_own
         page.contains(w.auth.issuer()),
         "names the authorization server: {page}"
     );
-    let done = connect_in_browser(&mut browser, &url, "alice@example.com").await;
+    let done = connect_in_browser(&mut browser, &url, ALICE.0).await;
     assert!(done.contains("Connected"), "callback page: {done}");
 
     // The cookies the pages set are __Host-, Secure, HttpOnly, SameSite=Lax.
@@ -328,11 +368,14 @@ async fn the_consent_page_cannot_be_framed_and_a_forged_approval_is_refused() {
         .await;
     let url = connect_url(&alice.request(1, "tools/list", json!({})).await);
 
-    // Framed by another origin (localhost vs 127.0.0.1): refused by frame-ancestors.
+    // Signed in, the consent page shows; framed by another origin of the same site (another
+    // port: the sign-in cookie is sent, so the frame would show the page), it is refused.
     let mut browser = Browser::launch().await.expect("chromium");
-    let other_origin = w.front.base.replace("127.0.0.1", "localhost");
+    browser.goto(&url).await.expect("the link opens");
+    sign_in_as(&mut browser, ALICE.0).await;
+    assert_eq!(page_kind(&mut browser).await, "approve");
     browser
-        .goto(&format!("{other_origin}/healthz"))
+        .goto(&format!("{}/healthz", w.protected.base))
         .await
         .expect("another origin");
     let framed = browser.frame(&url).await.expect("frame attempt");
@@ -377,7 +420,7 @@ async fn the_consent_page_cannot_be_framed_and_a_forged_approval_is_refused() {
     assert_eq!(callback.status(), 403);
 
     // The link still works for the real person afterwards.
-    let done = connect_in_browser(&mut browser, &url, "alice@example.com").await;
+    let done = connect_in_browser(&mut browser, &url, ALICE.0).await;
     assert!(done.contains("Connected"), "{done}");
     let tools = alice.request(2, "tools/list", json!({})).await;
     assert!(tools["result"]["tools"].is_array(), "{tools}");
@@ -464,7 +507,7 @@ async fn an_expiring_token_is_refreshed_and_the_calls_go_on() {
         .await;
     let url = connect_url(&alice.request(1, "tools/list", json!({})).await);
     let mut browser = Browser::launch().await.expect("chromium");
-    let done = connect_in_browser(&mut browser, &url, "alice@example.com").await;
+    let done = connect_in_browser(&mut browser, &url, ALICE.0).await;
     assert!(done.contains("Connected"), "{done}");
     let before = connections(&w).to_string();
     for id in 2..5 {
@@ -479,4 +522,53 @@ async fn an_expiring_token_is_refreshed_and_the_calls_go_on() {
     }
     let after = connections(&w).to_string();
     assert_ne!(before, after, "the grant was not refreshed: {after}");
+}
+
+/// Signs in on the authorization server's login page (and its consent page, if any) until
+/// the gateway's page is back.
+async fn sign_in_as(browser: &mut Browser, login: &str) {
+    browser
+        .eval(&format!(
+            "document.querySelector('input[name=login]').value = {login:?}; \
+             document.querySelector('input[name=password]').value = 'any'; true"
+        ))
+        .await
+        .expect("fill the login form");
+    browser
+        .click_and_wait_for_load("button[type=submit]")
+        .await
+        .expect("sign in");
+    for _ in 0..3 {
+        match page_kind(browser).await {
+            "submit" => browser
+                .click_and_wait_for_load("button[type=submit]")
+                .await
+                .expect("consent to the sign-in"),
+            _ => return,
+        }
+    }
+}
+
+/// The phishing the MCP spec warns about: Bob triggers a link under his principal and
+/// sends it to Alice. Alice's browser, signed in as Alice, is refused: nothing reaches the
+/// authorization server, and Bob's principal never gets Alice's account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_made_for_another_user_is_refused_after_sign_in() {
+    let w = World::start();
+    let caps = json!({ "elicitation": { "url": {} } });
+    let (bob, _) = w.session(BOB, caps).await;
+    let bobs_link = connect_url(&bob.request(1, "tools/list", json!({})).await);
+    let mut alices_browser = Browser::launch().await.expect("chromium");
+    alices_browser
+        .goto(&bobs_link)
+        .await
+        .expect("the link opens");
+    assert_eq!(page_kind(&mut alices_browser).await, "login");
+    sign_in_as(&mut alices_browser, ALICE.0).await;
+    assert_eq!(page_kind(&mut alices_browser).await, "message");
+    let text = alices_browser.text().await.expect("text");
+    assert!(text.contains("another user"), "{text}");
+    // Bob is still not connected.
+    let again = bob.request(2, "tools/list", json!({})).await;
+    assert_eq!(again["error"]["code"], -32042, "{again}");
 }

@@ -53,4 +53,6 @@ pub use registration::{
 };
 pub use scope::{DEFAULT_STEP_UP_LIMIT, StepUp, initial_scope};
 pub use stored::{StoredFormError, StoredGrant};
-pub use token::{ClientAuth, ClientIdentity, TokenSet, exchange_code, refresh};
+pub use token::{
+    ClientAuth, ClientIdentity, TokenSet, exchange_code, exchange_code_for_identity, refresh,
+};

@@ -90,7 +90,29 @@ pub async fn exchange_code(
         ("resource", p.resource.as_str()),
     ];
     let never_echo = [grant.code.expose(), p.code_verifier.expose()];
-    request(egress, &p.token_endpoint, client, &params, &never_echo).await
+    let answer = request(egress, &p.token_endpoint, client, &params, &never_echo).await?;
+    Ok(answer.tokens)
+}
+
+/// [`exchange_code`] for a sign-in (scope `openid`): the tokens and the OpenID Connect
+/// `id_token` that says who signed in (to be validated by the caller: issuer, audience =
+/// the client id, signature, expiry).
+pub async fn exchange_code_for_identity(
+    egress: &EgressClient,
+    client: &ClientIdentity,
+    grant: AuthorizationGrant,
+) -> Result<(TokenSet, Option<Secret>), OAuthClientError> {
+    let p = &grant.pending;
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", grant.code.expose()),
+        ("redirect_uri", p.redirect_uri.as_str()),
+        ("code_verifier", p.code_verifier.expose()),
+        ("resource", p.resource.as_str()),
+    ];
+    let never_echo = [grant.code.expose(), p.code_verifier.expose()];
+    let answer = request(egress, &p.token_endpoint, client, &params, &never_echo).await?;
+    Ok((answer.tokens, answer.id_token))
 }
 
 /// Refreshes `tokens` for `resource` (optionally narrowing `scope`), returning the rotated
@@ -123,7 +145,8 @@ pub async fn refresh(
         &params,
         &[refresh_token.expose()],
     )
-    .await?;
+    .await?
+    .tokens;
     Ok(tokens.rotated(next))
 }
 
@@ -172,7 +195,7 @@ async fn request(
     client: &ClientIdentity,
     params: &[(&str, &str)],
     never_echo: &[&str],
-) -> Result<TokenSet, OAuthClientError> {
+) -> Result<Answer, OAuthClientError> {
     let url_text = url.to_string();
     let req = token_request(url, &url_text, client, params)?;
     let (status, body) = send_bounded(egress, req, DEFAULT_TOKEN_TIMEOUT, MAX_TOKEN_RESPONSE_BYTES)
@@ -229,10 +252,17 @@ pub(crate) async fn send_bounded(
     }
 }
 
+/// A token endpoint's answer: the tokens, and an OpenID Connect `id_token` when it sent one.
+struct Answer {
+    tokens: TokenSet,
+    id_token: Option<Secret>,
+}
+
 /// RFC 6749 §5.1 / §5.2. No `Debug`: it holds tokens.
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
+    id_token: Option<String>,
     token_type: Option<String>,
     expires_in: Option<serde_json::Value>,
     refresh_token: Option<String>,
@@ -246,7 +276,7 @@ fn interpret(
     status: StatusCode,
     body: &[u8],
     never_echo: &[&str],
-) -> Result<TokenSet, CredentialError> {
+) -> Result<Answer, CredentialError> {
     let invalid = |reason: &str| CredentialError::InvalidTokenResponse {
         url: url.to_owned(),
         reason: reason.to_owned(),
@@ -298,11 +328,14 @@ fn interpret(
         None | Some(serde_json::Value::Null) => None,
         Some(v) => Some(seconds(&v).ok_or_else(|| invalid("expires_in is not a number"))?),
     };
-    Ok(TokenSet {
-        access_token,
-        refresh_token,
-        expires_in,
-        scope: response.scope.map(|s| scrub(&s, never_echo)),
+    Ok(Answer {
+        tokens: TokenSet {
+            access_token,
+            refresh_token,
+            expires_in,
+            scope: response.scope.map(|s| scrub(&s, never_echo)),
+        },
+        id_token: response.id_token.filter(|t| !t.is_empty()).map(Secret::new),
     })
 }
 
@@ -311,7 +344,21 @@ mod tests {
     use super::*;
 
     fn ok(body: &str) -> Result<TokenSet, CredentialError> {
-        interpret("https://as/token", StatusCode::OK, body.as_bytes(), &[])
+        interpret("https://as/token", StatusCode::OK, body.as_bytes(), &[]).map(|a| a.tokens)
+    }
+
+    #[test]
+    fn an_id_token_is_kept_apart_from_the_token_set() {
+        let a = interpret(
+            "https://as/token",
+            StatusCode::OK,
+            br#"{"access_token":"at-1","token_type":"Bearer","id_token":"h.p.s"}"#,
+            &[],
+        )
+        .map_err(|e| e.to_string())
+        .unwrap();
+        assert_eq!(a.id_token.as_ref().map(Secret::expose), Some("h.p.s"));
+        assert_eq!(a.tokens.access_token.expose(), "at-1");
     }
 
     #[test]
@@ -354,6 +401,7 @@ mod tests {
             br#"{"error":"invalid_grant","error_description":"code c0de-123 was used"}"#,
             &["c0de-123"],
         )
+        .map(|a| a.tokens)
         .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("invalid_grant"), "{text}");

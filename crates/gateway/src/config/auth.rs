@@ -52,6 +52,18 @@ pub struct AuthConfig {
     pub max_sessions_per_principal: usize,
     /// RFC 7662 introspection of opaque tokens.
     pub introspection: Option<IntrospectionConfig>,
+    /// `auth.sign_in`: how a person proves, in a browser, which principal they are (the
+    /// per-user OAuth consent page requires it behind `[auth]`).
+    pub sign_in: Option<SignInConfig>,
+}
+
+/// `auth.sign_in`: the gateway's OpenID Connect client at the `[auth]` issuer, for browser
+/// sign-in (scope `openid`; the `id_token`'s `sub` is compared with the principal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInConfig {
+    pub client_id: String,
+    /// The variable holding its secret; `None`: a public client (PKCE only).
+    pub secret_env: Option<String>,
 }
 
 /// `auth.introspection`.
@@ -79,6 +91,7 @@ pub(crate) struct RawAuth {
     pub strip_headers: Option<SpannedList>,
     pub max_sessions_per_principal: Option<Spanned<i64>>,
     pub introspection: Option<Spanned<RawIntrospection>>,
+    pub sign_in: Option<Spanned<RawSignIn>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +103,16 @@ pub(crate) struct RawIntrospection {
     pub endpoint: Option<Spanned<String>>,
     pub client_id: Spanned<String>,
     pub secret_env: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a sign-in table such as { client_id = \"portcullis-browser\", secret_env = \"SIGN_IN_SECRET\" }"
+)]
+pub(crate) struct RawSignIn {
+    pub client_id: Spanned<String>,
+    pub secret_env: Option<Spanned<String>>,
 }
 
 impl AuthConfig {
@@ -153,6 +176,33 @@ fn is_header_name(name: &str) -> bool {
 }
 
 /// `[auth]` (`span`: the section's key, for what is missing from it).
+/// Behind `[auth]`, a server with per-user OAuth needs `auth.sign_in`: the MCP spec requires
+/// the gateway to verify that the person who opens a connect link is the principal it was
+/// made for, or one user could bind their account at the server to another's principal.
+pub(crate) fn require_sign_in(
+    servers: &std::collections::BTreeMap<String, super::ServerConfig>,
+    span: Range<usize>,
+    issues: &mut Issues,
+) {
+    let per_user: Vec<&str> = servers
+        .values()
+        .filter(|s| {
+            matches!(&s.upstream, super::Upstream::Http(h)
+                if matches!(h.credential, Some(portcullis_auth::upstream::CredentialSpec::Oauth(_))))
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    if !per_user.is_empty() {
+        issues.at(
+            span,
+            format!(
+                "servers {} use per-user OAuth (credential = {{ oauth }}) behind [auth]: add auth.sign_in = {{ client_id = \"…\" }} (an OpenID Connect client at the issuer), so that the consent page can check who opens a link",
+                per_user.join(", ")
+            ),
+        );
+    }
+}
+
 pub(crate) fn auth(raw: RawAuth, span: Range<usize>, issues: &mut Issues) -> AuthConfig {
     let mut issuers = Vec::new();
     match &raw.issuer {
@@ -332,6 +382,17 @@ pub(crate) fn auth(raw: RawAuth, span: Range<usize>, issues: &mut Issues) -> Aut
             secret_env: i.secret_env.into_inner(),
         }
     });
+    let sign_in = raw.sign_in.and_then(|s| {
+        let (span, s) = (s.span(), s.into_inner());
+        if s.client_id.get_ref().is_empty() {
+            issues.at(span, "auth.sign_in.client_id is empty");
+            return None;
+        }
+        Some(SignInConfig {
+            client_id: s.client_id.into_inner(),
+            secret_env: s.secret_env.map(Spanned::into_inner),
+        })
+    });
     let groups_claim = raw
         .groups_claim
         .map_or_else(|| "groups".to_owned(), Spanned::into_inner);
@@ -347,5 +408,6 @@ pub(crate) fn auth(raw: RawAuth, span: Range<usize>, issues: &mut Issues) -> Aut
         strip_headers,
         max_sessions_per_principal,
         introspection,
+        sign_in,
     }
 }

@@ -41,6 +41,7 @@ pub(crate) fn build(
     let listen_span = raw.gateway.listen.as_ref().map(|l| l.span());
     let insecure_span = raw.gateway.insecure_no_auth.as_ref().map(|l| l.span());
     let gateway = gateway(raw.gateway, base.as_deref(), issues);
+    let auth_span = raw.auth.as_ref().map(|(span, _)| span.clone());
     let auth = raw
         .auth
         .map(|(span, raw)| super::auth::auth(raw, span, issues));
@@ -78,6 +79,12 @@ pub(crate) fn build(
         if let Some(s) = super::servers::server(server, gateway.request_timeout, issues) {
             servers.insert(s.name.clone(), s);
         }
+    }
+
+    if let (Some(span), Some(a)) = (auth_span, &auth)
+        && a.sign_in.is_none()
+    {
+        super::auth::require_sign_in(&servers, span, issues);
     }
 
     let mut virtuals = BTreeMap::new();

@@ -18,8 +18,10 @@
 //!   memory the request path reads.
 
 pub mod grants;
+pub mod identity;
 pub mod pages;
 pub mod server;
+pub mod signin;
 pub mod ticket;
 pub mod vault;
 pub mod web;
@@ -88,11 +90,15 @@ pub struct UserAuthorization {
     /// Where the gateway's pages are, e.g. `https://gw.example.com` (set once the listener
     /// is bound: `gateway.public_url`, else the bound address).
     base: OnceLock<String>,
+    /// Each route's name and servers (for the `resource` of a sign-in).
+    routes: Vec<(String, Vec<String>)>,
     /// `gateway.client_metadata_url`, when the operator publishes the document elsewhere.
     client_metadata_url: Option<String>,
     /// Signs the pages' cookies and CSRF tokens; new at each start (links live 10 minutes).
     pub(crate) cookie_key: [u8; 32],
     pub(crate) audit: Audit,
+    /// Browser sign-in at the `[auth]` issuer (`auth.sign_in`): who opened a link.
+    pub(crate) sign_in: Option<signin::SignIn>,
 }
 
 impl UserAuthorization {
@@ -115,6 +121,8 @@ impl UserAuthorization {
         if servers.is_empty() {
             return Ok(None);
         }
+        let sign_in = signin::SignIn::from_config(config, egress.clone())
+            .map_err(|e| ("auth".to_owned(), e))?;
         let vault = GrantVault::open_for(config, audit.store().clone())
             .map_err(|e| ("oauth".to_owned(), format!("the grant vault: {e}")))?;
         let base = OnceLock::new();
@@ -135,8 +143,18 @@ impl UserAuthorization {
             egress,
             base,
             client_metadata_url: config.gateway.client_metadata_url.clone(),
+            routes: crate::route::routes(config)
+                .iter()
+                .map(|r| {
+                    (
+                        r.name.to_string(),
+                        r.members.iter().map(|m| m.to_string()).collect(),
+                    )
+                })
+                .collect(),
             cookie_key,
             audit,
+            sign_in,
         }))
     }
 
@@ -156,6 +174,17 @@ impl UserAuthorization {
 
     pub fn base(&self) -> Option<&str> {
         self.base.get().map(String::as_str)
+    }
+
+    /// The `resource` a sign-in names: the URL of a route serving `server` (a resource the
+    /// `[auth]` issuer knows, since clients get tokens for it), unless `auth.audience` says.
+    pub(crate) fn resource_of(&self, server: &str) -> String {
+        let route = self
+            .routes
+            .iter()
+            .find(|(_, members)| members.iter().any(|m| m == server))
+            .map_or(server, |(name, _)| name.as_str());
+        format!("{}/mcp/{route}", self.base().unwrap_or_default())
     }
 
     /// The exact redirect URI registered and sent.

@@ -33,6 +33,7 @@ use portcullis_auth::client::{
 };
 
 use super::UserAuthorization;
+use super::identity::person_is_principal;
 use super::ticket::{Step, Ticket, random_id};
 use super::web::{
     consent_tag, cookie, escape, harden, message_page, not_found, origin_of, page, set_cookie,
@@ -55,7 +56,13 @@ pub struct Pages {
     hosts: HostPolicy,
 }
 
-type SharedPages = Arc<Pages>;
+pub(super) type SharedPages = Arc<Pages>;
+
+impl Pages {
+    pub(super) fn user_auth(&self) -> &Arc<UserAuthorization> {
+        &self.user_auth
+    }
+}
 
 /// The pages' routes, when some server uses per-user OAuth: merged into `serve`'s router,
 /// or served alone on loopback by `portcullis stdio` (see [`serve_alone`]).
@@ -71,6 +78,10 @@ pub fn router(gateway: &crate::gateway::Gateway) -> Option<axum::Router> {
                 axum::routing::get(connect_page).post(connect_decision),
             )
             .route("/oauth/callback", axum::routing::get(callback))
+            .route(
+                "/oauth/signin/callback",
+                axum::routing::get(super::identity::signin_callback),
+            )
             .route(
                 "/oauth/client-metadata.json",
                 axum::routing::get(metadata_document),
@@ -131,6 +142,9 @@ pub async fn connect_page(
             "Already approved",
             "This link was already approved; finish the authorization in the window it opened.",
         );
+    }
+    if let Err(r) = person_is_principal(ua, &headers, &id, &ticket, true).await {
+        return *r;
     }
     let Some(server) = ua.server(&ticket.server) else {
         return not_found();
@@ -247,6 +261,9 @@ pub async fn connect_decision(
         Ok(t) => t,
         Err(e) => return message_page(StatusCode::NOT_FOUND, "Link not usable", &e.to_string()),
     };
+    if let Err(r) = person_is_principal(&ua, &headers, &id, &ticket, false).await {
+        return *r;
+    }
     match field("decision") {
         Some("deny") => {
             ua.tickets.remove(&id);
@@ -532,7 +549,7 @@ pub async fn metadata_document(State(st): State<SharedPages>) -> Response {
 
 /// The `Host` check of the MCP endpoints (DNS rebinding). `Origin` is checked by the form
 /// POST itself, against the gateway's own origin: these pages are meant for browsers.
-fn host_checked(st: &Pages, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(super) fn host_checked(st: &Pages, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     match host {
         Some(h) if st.hosts.host_allowed(h) => Ok(()),

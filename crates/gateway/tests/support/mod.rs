@@ -210,13 +210,19 @@ impl Gateway {
     /// [`Gateway::start`] with extra environment variables for the gateway process (e.g.
     /// `PORTCULLIS_STATE`).
     pub fn start_with_env(config: &str, env: &[(&str, &std::ffi::OsStr)]) -> Gateway {
+        Self::start_on(config, 0, env)
+    }
+
+    /// [`Gateway::start_with_env`] on a chosen loopback port (0: a free one), for a test
+    /// that must register the gateway's URLs somewhere before it starts.
+    pub fn start_on(config: &str, port: u16, env: &[(&str, &std::ffi::OsStr)]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("portcullis.toml");
         std::fs::write(&path, with_loopback_egress(config)).expect("write config");
         let mut cmd = Command::new(portcullis_bin());
         cmd.args(["serve", "--config"])
             .arg(&path)
-            .args(["--listen", "127.0.0.1:0"]);
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
         cmd.env(
             "PORTCULLIS_LOG",
             std::env::var("PORTCULLIS_LOG").unwrap_or_else(|_| "info".into()),

@@ -476,3 +476,21 @@ fn a_client_metadata_url_must_be_https_with_a_path() {
         "2:23: gateway.client_metadata_url needs a path (e.g. /oauth/client-metadata.json): \"https://gw.example.com/\""
     );
 }
+
+#[test]
+fn per_user_oauth_behind_auth_needs_a_browser_sign_in() {
+    let text = "[auth]\nissuer = \"https://idp.example.com\"\n\n\
+                [servers.tickets]\nurl = \"https://tickets.example.com/mcp\"\n\
+                credential = { oauth = {} }\n";
+    let e = error(text);
+    assert!(
+        e.starts_with("1:2: servers tickets use per-user OAuth"),
+        "{e}"
+    );
+    assert!(e.contains("auth.sign_in"), "{e}");
+    let fixed = text.replace(
+        "[servers",
+        "sign_in = { client_id = \"portcullis-browser\" }\n\n[servers",
+    );
+    super::ok(&fixed);
+}

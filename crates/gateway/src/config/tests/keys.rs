@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{Deserialize, Visitor};
 use toml::de::{DeTable, DeValue};
 
-use super::super::auth::{RawAuth, RawIntrospection};
+use super::super::auth::{RawAuth, RawIntrospection, RawSignIn};
 use super::super::raw::{
     KEYS, RawAudit, RawEnv, RawGateway, RawLimits, RawLog, RawRestart, RawRule, RawServer,
     RawVirtual, TOP_LEVEL,
@@ -48,6 +48,7 @@ groups_claim = "groups"
 strip_headers = ["X-Api-Key"]
 max_sessions_per_principal = 100
 introspection = { endpoint = "https://idp.example.com/introspect", client_id = "gateway", secret_env = "INTROSPECTION_SECRET" }
+sign_in = { client_id = "portcullis-browser", secret_env = "SIGN_IN_SECRET" }
 
 [log]
 level = "info"
@@ -168,6 +169,7 @@ fn keys_list_matches_the_serde_structs_exactly() {
     from_structs.extend(fields::<RawBehindProxy>("gateway.behind_proxy."));
     from_structs.extend(fields::<RawAuth>("auth."));
     from_structs.extend(fields::<RawIntrospection>("auth.introspection."));
+    from_structs.extend(fields::<RawSignIn>("auth.sign_in."));
     from_structs.extend(fields::<RawLog>("log."));
     from_structs.extend(fields::<RawAudit>("audit."));
     from_structs.extend(fields::<RawLimits>("limits."));
