@@ -81,17 +81,8 @@ pub async fn exchange_code(
     client: &ClientIdentity,
     grant: AuthorizationGrant,
 ) -> Result<TokenSet, OAuthClientError> {
-    let p = &grant.pending;
-    let params = [
-        ("grant_type", "authorization_code"),
-        ("code", grant.code.expose()),
-        ("redirect_uri", p.redirect_uri.as_str()),
-        ("code_verifier", p.code_verifier.expose()),
-        ("resource", p.resource.as_str()),
-    ];
-    let never_echo = [grant.code.expose(), p.code_verifier.expose()];
-    let answer = request(egress, &p.token_endpoint, client, &params, &never_echo).await?;
-    Ok(answer.tokens)
+    let (tokens, _) = exchange_code_for_identity(egress, client, grant).await?;
+    Ok(tokens)
 }
 
 /// [`exchange_code`] for a sign-in (scope `openid`): the tokens and the OpenID Connect

@@ -21,6 +21,7 @@ mod strip;
 mod token_cache;
 pub(crate) mod token_endpoint;
 mod token_exchange;
+mod user_oauth;
 mod validate;
 
 use std::fmt;
@@ -36,7 +37,7 @@ use token_exchange::TokenExchangeGrant;
 pub use error::CredentialError;
 pub use spec::{
     ACCESS_TOKEN_TYPE, ClientAuthMethod, ClientCredentialsSpec, CredentialSpec, OAuthClientSpec,
-    PreRegisteredAuth, SecretHeaders, SecretSource, SpecError, TokenExchangeSpec, UserOAuthSpec,
+    SecretHeaders, SecretSource, SpecError, TokenExchangeSpec,
 };
 pub use strip::strip_client_credentials;
 pub use token_cache::{
@@ -44,6 +45,7 @@ pub use token_cache::{
 };
 pub use token_endpoint::{DEFAULT_TOKEN_TIMEOUT, MAX_TOKEN_RESPONSE_BYTES};
 pub use token_exchange::{DEFAULT_MAX_SUBJECTS, MAX_SUBJECT_TOKEN_BYTES, TOKEN_EXCHANGE_GRANT};
+pub use user_oauth::{PreRegisteredAuth, UserOAuthSpec};
 
 /// The headers to add to an upstream request; values are marked sensitive.
 pub type CredentialHeaders = Vec<(HeaderName, HeaderValue)>;
