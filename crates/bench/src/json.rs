@@ -83,6 +83,7 @@ impl Results {
             "spawn": self.spawn.as_ref().map(spawn_json),
             "gateway_start": self.gateway_start.as_ref().map(gateway_start_json),
             "sandbox_calls": self.sandbox_calls.as_ref().map(calls_json),
+            "content": self.content.as_ref().map(crate::report_content::content_json),
             "targets": checks,
             "all_pass": self.all_pass(),
         })

@@ -16,13 +16,17 @@
 //! - [`spawn`], [`cgroup_join`], [`sandbox_gateway`]: a stdio server's start, sandboxed and
 //!   not, in process (and what joining a pids cgroup costs) and through the gateway; and
 //!   stdio calls to a sandboxed server (opt-in parts).
-//! - [`report`], [`report_sandbox`]: the tables and the targets; [`json`]: the same as JSON.
+//! - [`content`]: output sanitizing and secret redaction, a 1 MiB result in process and 4 KiB
+//!   calls with `[content]` off and on (opt-in part).
+//! - [`report`], [`report_sandbox`], [`report_content`]: the tables and the targets; [`json`]:
+//!   the same as JSON.
 //!
 //! See `crates/bench/README.md`.
 
 mod audit;
 mod auth_server;
 mod cgroup_join;
+mod content;
 mod decide;
 mod full;
 mod http_auth;
@@ -33,6 +37,7 @@ mod measure;
 mod procs;
 mod protocol;
 mod report;
+mod report_content;
 mod report_sandbox;
 mod report_three_way;
 mod sandbox_gateway;
@@ -139,13 +144,16 @@ enum Part {
     Spawn,
     /// stdio calls through the gateway, its server sandboxed and with `sandbox = "off"`.
     SandboxCalls,
+    /// Sanitizing and redaction: a 1 MiB result in process, and 4 KiB calls with
+    /// `[content]` off and on.
+    Content,
 }
 
 impl Part {
     /// Parts that run only when `--only` names them: they measure the sandbox, not the
     /// gateway's per-call path, and the default run stays as long as it was.
     fn opt_in(self) -> bool {
-        matches!(self, Part::Spawn | Part::SandboxCalls)
+        matches!(self, Part::Spawn | Part::SandboxCalls | Part::Content)
     }
 }
 
@@ -219,6 +227,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
         Part::Full,
         Part::Spawn,
         Part::SandboxCalls,
+        Part::Content,
     ]
     .into_iter()
     .any(|p| cli.runs(p));
@@ -363,6 +372,12 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
     } else {
         None
     };
+    let content = if cli.runs(Part::Content) {
+        progress("content: a 1 MiB result in process, then 4 KiB calls direct, content off and on");
+        Some(content::run(&env, &settings).await.context("content")?)
+    } else {
+        None
+    };
     Ok(Results {
         cpus: std::thread::available_parallelism().map_or(0, usize::from),
         cpu_model: cpu_model(),
@@ -379,6 +394,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Results> {
         spawn,
         gateway_start,
         sandbox_calls,
+        content,
     })
 }
 

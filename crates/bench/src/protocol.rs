@@ -46,6 +46,18 @@ pub fn echo_call(id: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The size of the result of [`document_call`].
+pub const DOCUMENT_BYTES: usize = 4096;
+
+/// A call of the fixture's `document` tool (with `--hostile-content`): a typical 4 KiB text
+/// result (prose, code, JSON, log lines) for the content part.
+pub fn document_call(id: u64) -> Vec<u8> {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"document","arguments":{{"bytes":{DOCUMENT_BYTES}}}}}}}"#
+    )
+    .into_bytes()
+}
+
 /// One message from the server, read only as far as the benchmark needs.
 #[derive(Deserialize)]
 pub struct Incoming {
@@ -105,7 +117,13 @@ mod tests {
 
     #[test]
     fn requests_are_valid_json() -> anyhow::Result<()> {
-        for bytes in [initialize(1), initialized(), list_tools(2), echo_call(7)] {
+        for bytes in [
+            initialize(1),
+            initialized(),
+            list_tools(2),
+            echo_call(7),
+            document_call(8),
+        ] {
             serde_json::from_slice::<serde_json::Value>(&bytes)?;
         }
         Ok(())

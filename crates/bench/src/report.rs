@@ -3,10 +3,12 @@
 use std::fmt::Write as _;
 
 use crate::audit::AuditWrites;
+use crate::content::ContentBench;
 use crate::decide::Decisions;
 use crate::full::Full;
 use crate::http_auth::HttpAuth;
 use crate::jwt::JwtValidation;
+use crate::report_content::{content_check, content_table};
 use crate::report_sandbox::{calls_table, gateway_start_table, spawn_checks, spawn_table};
 use crate::report_three_way::{full_table, http_auth_table};
 use crate::sandbox_gateway::{GatewayStart, SandboxCalls};
@@ -50,6 +52,7 @@ pub struct Results {
     pub spawn: Option<SpawnToReady>,
     pub gateway_start: Option<GatewayStart>,
     pub sandbox_calls: Option<SandboxCalls>,
+    pub content: Option<ContentBench>,
 }
 
 /// One target and whether the run met it.
@@ -170,6 +173,9 @@ impl Results {
         if let Some(s) = &self.spawn {
             out.extend(spawn_checks(s));
         }
+        if let Some(c) = &self.content {
+            out.push(content_check(c));
+        }
         out
     }
 
@@ -264,6 +270,9 @@ impl Results {
         }
         if let Some(c) = &self.sandbox_calls {
             calls_table(&mut out, c);
+        }
+        if let Some(c) = &self.content {
+            content_table(&mut out, c, &checks);
         }
         let passed = checks.iter().filter(|c| c.pass()).count();
         if checks.is_empty() {

@@ -163,11 +163,25 @@ pub async fn stdio_sides(
     s: &Settings,
     gateways: &[(&str, Option<String>)],
 ) -> anyhow::Result<Vec<Side>> {
+    stdio_sides_calling(env, s, gateways, &[], crate::protocol::echo_call).await
+}
+
+/// [`stdio_sides`] with more fixture options (`fixture_options`, for the direct fixture; the
+/// gateways' configs start their own) and another measured call than `echo`.
+pub async fn stdio_sides_calling(
+    env: &Env,
+    s: &Settings,
+    gateways: &[(&str, Option<String>)],
+    fixture_options: &[&str],
+    call: fn(u64) -> Vec<u8>,
+) -> anyhow::Result<Vec<Side>> {
     let first = gateways.first().map_or("stdio", |g| g.0);
+    let mut args = vec!["fixture", "stdio"];
+    args.extend_from_slice(fixture_options);
     let mut fixture = Proc::spawn(
         "fixture (stdio)",
         &env.bin,
-        &["fixture", "stdio"],
+        &args,
         Some(&env.file(&format!("fixture-{first}.log"))),
     )?;
     let mut procs = Vec::with_capacity(gateways.len());
@@ -184,10 +198,10 @@ pub async fn stdio_sides(
             Some(&env.file(&format!("gateway-{tag}.log"))),
         )?);
     }
-    let mut direct = stdio_client(&mut fixture, s).await?;
+    let mut direct = stdio_client(&mut fixture, s).await?.calling(call);
     let mut clients = Vec::with_capacity(procs.len());
     for proc in &mut procs {
-        clients.push(stdio_client(proc, s).await?);
+        clients.push(stdio_client(proc, s).await?.calling(call));
     }
     let mut contestants = vec![Contestant {
         target: &mut direct,

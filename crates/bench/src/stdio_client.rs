@@ -20,6 +20,8 @@ pub struct StdioClient {
     line: Vec<u8>,
     next_id: u64,
     timeout: Duration,
+    /// The measured request, for an id: `echo` unless [`StdioClient::calling`] says otherwise.
+    call: fn(u64) -> Vec<u8>,
 }
 
 impl StdioClient {
@@ -32,7 +34,13 @@ impl StdioClient {
             line: Vec::with_capacity(4096),
             next_id: 1,
             timeout,
+            call: protocol::echo_call,
         }
+    }
+
+    /// The same client measuring `call` instead of `echo`.
+    pub fn calling(self, call: fn(u64) -> Vec<u8>) -> Self {
+        StdioClient { call, ..self }
     }
 
     fn next_id(&mut self) -> u64 {
@@ -65,14 +73,14 @@ impl StdioClient {
             .with_context(|| format!("{}: initialize", self.name))
     }
 
-    /// `calls` sequential `echo` calls; the time of each.
+    /// `calls` sequential calls (`echo`, or the client's own); the time of each.
     pub async fn sequential(&mut self, calls: usize) -> anyhow::Result<Samples> {
         let begin = Instant::now();
         let mut samples = Vec::with_capacity(calls);
         for _ in 0..calls {
             let id = self.next_id();
             let start = Instant::now();
-            self.write(&protocol::echo_call(id)).await?;
+            self.write(&(self.call)(id)).await?;
             self.flush().await?;
             self.wait_for(id).await?.check_success()?;
             samples.push(start.elapsed());
@@ -83,7 +91,7 @@ impl StdioClient {
         })
     }
 
-    /// `calls` `echo` calls with `concurrency` of them in flight at all times.
+    /// `calls` calls with `concurrency` of them in flight at all times.
     pub async fn concurrent(
         &mut self,
         calls: usize,
@@ -124,7 +132,7 @@ impl StdioClient {
     async fn send_call(&mut self, in_flight: &mut HashMap<u64, Instant>) -> anyhow::Result<()> {
         let id = self.next_id();
         in_flight.insert(id, Instant::now());
-        self.write(&protocol::echo_call(id)).await
+        self.write(&(self.call)(id)).await
     }
 
     async fn write(&mut self, msg: &[u8]) -> anyhow::Result<()> {

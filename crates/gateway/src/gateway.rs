@@ -13,11 +13,13 @@ use portcullis_store::{SqliteOptions, SqliteStore, Store};
 
 use crate::audit::Audit;
 use crate::config::{AuditMirror, Config, Instances, StateLocation, Upstream};
+use crate::consent::approvals::{AdminAuth, ApprovalQueue};
 use crate::limits::RateLimiter;
 use crate::oauth::UserAuthorization;
 use crate::roots::ConfiguredRoots;
 use crate::route::{Route, routes};
 use crate::session::ParkedCalls;
+use crate::upstream::definitions::DefinitionGuard;
 use crate::upstream::handshake::Era;
 use crate::upstream::pinning::LaunchGuard;
 use crate::upstream::proxy::SandboxEgress;
@@ -37,6 +39,8 @@ pub enum GatewayError {
         #[source]
         source: portcullis_store::StoreError,
     },
+    #[error(transparent)]
+    Approvals(#[from] crate::consent::approvals::AdminAuthError),
     #[error("audit.mirror {path}: {source}")]
     Mirror {
         path: String,
@@ -57,14 +61,24 @@ pub struct Gateway {
     routes: HashMap<String, Arc<Route>>,
     /// Calls waiting for a stateless client's input (see `session::mrtr`).
     pub parked: ParkedCalls,
+    /// Consent: remembered approvals, the signer of `input_required` consent states, the
+    /// terminal (see `consent`).
+    pub consent: crate::consent::Consent,
     /// The audit trail, in the state store.
     pub audit: Audit,
     /// Rate limits per principal × server × name.
     pub limiter: RateLimiter,
     /// Compiled `inputSchema`s of the tools called through the gateway.
     pub schemas: SchemaCache,
+    /// Description-scan results of the tools listed through the gateway (`session::scanning`).
+    pub scans: crate::session::Scans,
     /// Per-user OAuth at remote servers (`credential = { oauth }`); `None` without any.
     pub user_auth: Option<Arc<UserAuthorization>>,
+    /// Calls waiting for a decision on the approvals page or from `portcullis approvals`
+    /// (closed, answering nothing, without `[approvals]`).
+    pub approvals: Arc<ApprovalQueue>,
+    /// Who may decide them: the admin token of `[approvals]`.
+    pub approvals_admin: Option<Arc<AdminAuth>>,
 }
 
 /// The gateway's one outbound client: behind the SSRF guard with `[egress]`'s exceptions,
@@ -137,7 +151,7 @@ impl Gateway {
     /// Assembles the gateway on a store opened elsewhere.
     pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>, GatewayError> {
         let max = config.gateway.max_message_bytes;
-        let audit = Audit::new(store, config.audit.include_args);
+        let audit = Audit::new(store.clone(), config.audit.include_args);
         let egress = egress_client(&config, audit.clone())?;
         // The sandboxes' proxies decide with the same policy, and audit alike (issue 6).
         let sandbox_egress = SandboxEgress::new(
@@ -188,7 +202,24 @@ impl Gateway {
                     audit.clone(),
                 );
             }
+            spec.definitions = DefinitionGuard::new(
+                server,
+                audit.store().clone(),
+                audit.clone(),
+                config.run_mode,
+            );
             specs.insert(name.clone(), Arc::new(spec));
+        }
+        // The admin token is read now: a missing or weak one stops the start.
+        let (approvals, approvals_admin) = match &config.approvals {
+            Some(a) => (
+                ApprovalQueue::new(a.max_pending),
+                Some(Arc::new(AdminAuth::from_config(a)?)),
+            ),
+            None => (ApprovalQueue::closed(), None),
+        };
+        if let Some(url) = &config.gateway.public_url {
+            approvals.set_base(url);
         }
         let routes = routes(&config)
             .into_iter()
@@ -198,6 +229,7 @@ impl Gateway {
             audit,
             limiter: RateLimiter::default(),
             schemas: SchemaCache::default(),
+            scans: crate::session::Scans::default(),
             config: Arc::new(config),
             egress,
             specs,
@@ -205,6 +237,9 @@ impl Gateway {
             routes,
             user_auth,
             parked: ParkedCalls::default(),
+            consent: crate::consent::Consent::with_store(store),
+            approvals: Arc::new(approvals),
+            approvals_admin,
         }))
     }
 
@@ -218,6 +253,11 @@ impl Gateway {
 
     pub fn route_names(&self) -> impl Iterator<Item = &str> {
         self.routes.keys().map(String::as_str)
+    }
+
+    /// The definition pins of `server` at work; `None` with `definitions = "off"`.
+    pub fn definitions(&self, server: &str) -> Option<&Arc<DefinitionGuard>> {
+        self.specs.get(server)?.definitions.as_ref()
     }
 
     /// Whether sessions share one connection to `server`.

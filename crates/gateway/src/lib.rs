@@ -13,9 +13,15 @@
 //! - [`audit`]: the audit trail (a record per decision, hash-chained, in the state store).
 //! - [`limits`]: rate limits.
 //! - [`roots`]: the roots the gateway gives a server that has configured ones.
+//! - [`consent`]: calls a consent rule holds until a person decides (elicitation,
+//!   `input_required`, the approvals page, the terminal).
+//! - [`content`]: what is relayed to clients sanitized and redacted; credentials in the
+//!   arguments of open-world tools.
 
 pub mod audit;
 pub mod config;
+pub mod consent;
+pub mod content;
 pub mod decision;
 pub mod gateway;
 pub mod ids;

@@ -329,6 +329,10 @@ const OUTBOUND_ALLOWED: &[(&str, &str)] = &[
         "the load generator: a client of the gateway under test, its own binary, not linked into portcullis (checked below)",
     ),
     (
+        "crates/gateway/src/consent/approvals/tests.rs",
+        "the approvals page's unit tests (`#[cfg(test)]`): a browser-like client of the page, compiled only into the test binary",
+    ),
+    (
         "crates/fixtures/src/tools/probe/",
         "the fixture server's probe tools: the connections a sandboxed upstream attempts so the containment tests can see them refused; they run in the fixture's process, never in the gateway's",
     ),

@@ -24,6 +24,13 @@ env = {{ secrets = {{ API_TOKEN = {{ env = "PX_GATEWAY_SIDE_TOKEN" }}, FILE_TOKE
 server = "everything"
 tools = ["get-env"]
 effect = "allow"
+
+# `get-env` prints the server's environment, and the gateway redacts credentials in what it
+# relays (`[content]`): this test reads the two values back to prove they arrived.
+[[content.allow]]
+server = "everything"
+tools = ["get-env"]
+values = ["{FROM_ENV}", "{FROM_FILE}"]
 "#,
         node = support::node22().display(),
         js = support::server_everything_js().display(),

@@ -146,7 +146,8 @@ mod tests {
     #[test]
     fn preview_hides_secrets() {
         assert_eq!(preview(&json!("hunter2"), "/password"), "[REDACTED]");
-        let token = format!("ghp_{}", "a".repeat(36));
+        // A GitHub-format token (varied, as real ones are), built at run time.
+        let token = format!("ghp_{}", "a1B2c3D4e5F6".repeat(3));
         assert_eq!(preview(&json!(token), "/note"), "[REDACTED]");
     }
 

@@ -1,13 +1,13 @@
-//! Secret redaction, first cut: values under keys that name secrets, and strings that contain
-//! well-known credential formats. A later issue replaces the detection with a full detector
-//! (keyword prefilter, more formats, entropy); the interface ([`redact`], [`is_secret_key`],
-//! [`looks_like_secret`]) stays.
+//! Secret redaction for values the gateway logs (audit records with `audit.include_args`,
+//! argument previews in validation errors): values under keys that name secrets, and inside
+//! every string the credentials the detector of [`crate::secrets`] finds, each replaced by its
+//! typed placeholder (`[REDACTED:github-token]`).
 
-use regex::Regex;
 use serde_json::{Map, Value};
-use std::sync::LazyLock;
 
-/// What replaces a secret.
+use crate::secrets::{self, Allowlist};
+
+/// What replaces the value under a key that names a secret (its kind is unknown).
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Values nested deeper than this are replaced whole rather than inspected.
@@ -37,35 +37,11 @@ const SECRET_KEYS: &[&str] = &["auth", "pwd", "pass", "pin", "otp"];
 /// Keys that name a secret word but count things (`max_tokens`): their numbers are kept.
 const COUNT_WORDS: &[&str] = &["tokens", "maxtoken", "tokencount", "tokenlimit", "numtoken"];
 
-/// Well-known credential formats; each match is replaced, the text around it kept.
-static SECRET_VALUES: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        // GitHub personal, OAuth, user-to-server, server-to-server and refresh tokens
-        r"(?-u:\b)(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}",
-        r"|(?-u:\b)github_pat_[A-Za-z0-9_]{22,255}",
-        // AWS access key ids
-        r"|(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)",
-        // Slack tokens
-        r"|(?-u:\b)xox[abposr]-[A-Za-z0-9-]{10,}",
-        // PEM private key blocks (to the END line, or to the end of the text when cut)
-        r"|-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?s:.*?)",
-        r"(?:-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|\z)",
-        // JWTs (header and payload are base64url JSON objects)
-        r"|(?-u:\b)eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*",
-        // bearer credentials in header-like text
-        r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*",
-        // OpenAI / Anthropic style keys, Google API keys, Stripe live keys
-        r"|(?-u:\b)sk-[A-Za-z0-9_-]{20,}",
-        r"|(?-u:\b)AIza[0-9A-Za-z_-]{35}",
-        r"|(?-u:\b)[rs]k_live_[0-9A-Za-z]{16,}",
-    ))
-    .expect("the secret patterns compile")
-});
-
 /// A copy of `value` with secrets replaced by [`REDACTED`]:
 /// - the value under a key for which [`is_secret_key`] holds (whole, whatever its type; `null`
 ///   and booleans are kept, and numbers under counting keys such as `max_tokens`);
-/// - inside every string, each credential that [`looks_like_secret`] would find.
+/// - inside every string, each credential that [`looks_like_secret`] would find, as
+///   `[REDACTED:<kind>]`.
 #[must_use]
 pub fn redact(value: &Value) -> Value {
     redact_at(value, 0)
@@ -78,11 +54,10 @@ pub fn is_secret_key(key: &str) -> bool {
     SECRET_WORDS.iter().any(|word| key.contains(word)) || SECRET_KEYS.contains(&key.as_str())
 }
 
-/// Whether `text` contains a credential of a well-known format (GitHub, AWS, Slack, PEM private
-/// key, JWT, bearer, OpenAI/Anthropic, Google, Stripe).
+/// Whether `text` contains a credential the detector knows ([`crate::secrets::kinds`]).
 #[must_use]
 pub fn looks_like_secret(text: &str) -> bool {
-    SECRET_VALUES.is_match(text)
+    secrets::detector().is_match(text)
 }
 
 /// Whether [`redact`] would hide `value` found at JSON pointer `path` because of a key on it.
@@ -99,7 +74,7 @@ pub(crate) fn path_names_secret(path: &str, value: &Value) -> bool {
 
 fn redact_at(value: &Value, depth: usize) -> Value {
     match value {
-        Value::String(text) => match SECRET_VALUES.replace_all(text, REDACTED) {
+        Value::String(text) => match secrets::redact_text(text, &Allowlist::default()).0 {
             std::borrow::Cow::Borrowed(_) => value.clone(),
             std::borrow::Cow::Owned(replaced) => Value::String(replaced),
         },
@@ -207,33 +182,44 @@ mod tests {
     }
 
     #[test]
-    fn redacts_token_formats_inside_strings() {
-        let ghp = format!("ghp_{}", "A1b2".repeat(9));
-        let pat = format!("github_pat_{}", "x".repeat(40));
-        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
-        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----";
+    fn redacts_token_formats_inside_strings_with_typed_placeholders() {
+        // Built from parts at run time: never a credential-shaped literal in the source.
+        let ghp = format!(
+            "{}_{}",
+            "ghp",
+            "A1b2C3d4".repeat(5).get(..36).unwrap_or_default()
+        );
+        let aws = ["AKIA", "IOSFODNN7EXAMPLE"].concat();
+        let slack = [
+            "xoxb",
+            "-1234567890-9876543210-",
+            "AbCdEfGhIjKlMnOpQrStUvWx",
+        ]
+        .concat();
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlLXZhbHVl";
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END RSA PRIVATE KEY-----";
+        let ant = format!("sk-ant-api03-{}", "Zq8xW2vN5mK7pL3rT9sB4cJ6".repeat(3));
         let cases = [
             (
                 format!("token {ghp} here"),
-                format!("token {REDACTED} here"),
+                "token [REDACTED:github-token] here".to_owned(),
             ),
-            (pat.clone(), REDACTED.to_owned()),
-            ("AKIAIOSFODNN7EXAMPLE".to_owned(), REDACTED.to_owned()),
-            ("xoxb-1234567890-abcdef".to_owned(), REDACTED.to_owned()),
+            (aws, "[REDACTED:aws-access-key-id]".to_owned()),
+            (slack, "[REDACTED:slack-token]".to_owned()),
             (
                 format!("key:\n{pem}\nend"),
-                format!("key:\n{REDACTED}\nend"),
+                "key:\n[REDACTED:private-key]\nend".to_owned(),
             ),
             (
-                "-----BEGIN PRIVATE KEY-----\nMIIB (cut)".to_owned(),
-                REDACTED.to_owned(),
+                "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC (cut)".to_owned(),
+                "[REDACTED:private-key]".to_owned(),
             ),
-            (format!("jwt={jwt}"), format!("jwt={REDACTED}")),
+            (format!("jwt={jwt}"), "jwt=[REDACTED:jwt]".to_owned()),
             (
-                "Authorization: Bearer abcdef0123456789".to_owned(),
-                format!("Authorization: {REDACTED}"),
+                "Authorization: Bearer abcdef0123456789xyz".to_owned(),
+                "Authorization: Bearer [REDACTED:bearer-token]".to_owned(),
             ),
-            (format!("sk-ant-{}", "z".repeat(30)), REDACTED.to_owned()),
+            (ant, "[REDACTED:anthropic-api-key]".to_owned()),
         ];
         for (input, expected) in cases {
             assert!(looks_like_secret(&input), "{input}");
@@ -245,6 +231,7 @@ mod tests {
             "AKIA",
             "the bearer of news",
             "eyJhbGciOi",
+            "see -----BEGIN PRIVATE KEY----- in the file",
         ] {
             assert!(!looks_like_secret(harmless), "{harmless}");
         }

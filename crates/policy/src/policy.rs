@@ -93,7 +93,7 @@ pub enum Verdict {
     Allow,
     /// Refuse it.
     Deny,
-    /// Hold it for a person's approval (not available yet: the gateway refuses it).
+    /// Hold it for a person's approval (the gateway's consent channels ask one).
     Consent,
     /// A rule would allow it, but the caller's token lacks these scopes (HTTP: `403
     /// insufficient_scope`, so the client can step up).
@@ -321,11 +321,7 @@ impl Policy {
                 Effect::Deny => (Verdict::Deny, format!("{} denies {}", rule.origin, what())),
                 Effect::Consent => (
                     Verdict::Consent,
-                    format!(
-                        "{} requires a person's consent for {}; consent is not available yet, so the call is refused",
-                        rule.origin,
-                        what()
-                    ),
+                    format!("{} requires a person's consent for {}", rule.origin, what()),
                 ),
             };
             let mut decision = self.finish(req, verdict, Some(i), reason, trace);

@@ -122,7 +122,8 @@ fn consent_rules_decide_consent_and_list_the_tool() {
     assert_eq!(d.verdict, Verdict::Consent);
     assert!(!d.is_allowed());
     assert!(
-        d.reason.contains("consent is not available yet"),
+        d.reason
+            .ends_with("requires a person's consent for tool \"write_file\" on server \"files\""),
         "{}",
         d.reason
     );

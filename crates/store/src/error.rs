@@ -75,6 +75,26 @@ pub enum StoreError {
     /// The sealed grant or registration exceeds the size bound.
     #[error("sealed OAuth grant too large: {size} bytes (limit {limit})")]
     SealedTooLarge { size: usize, limit: usize },
+    /// A definition pin the store does not accept (an empty or oversized identity or name,
+    /// a pin of another identity); the reason names no contents.
+    #[error("invalid definition pin: {0}")]
+    InvalidDefinitionPin(&'static str),
+    /// The serialized definition pin exceeds the size bound.
+    #[error("definition pin too large: {size} bytes (limit {limit})")]
+    DefinitionPinTooLarge { size: usize, limit: usize },
+    /// A remembered consent approval the store refuses (an empty or oversized key part, a
+    /// full table); the reason names no contents.
+    #[error("invalid remembered approval: {0}")]
+    InvalidApproval(&'static str),
+    /// A stored definition pin could not be decoded, or is not the pin of the row it is
+    /// stored under. The caller must treat the definition as not pinned by anyone it can
+    /// trust (withhold it), never as absent.
+    #[error("the definition pin {name:?} could not be decoded ({category} at column {column})")]
+    CorruptDefinitionPin {
+        name: String,
+        category: &'static str,
+        column: usize,
+    },
     /// The database was written by a newer Portcullis, or is not a Portcullis store.
     #[error("state store: {0}")]
     Schema(String),
@@ -110,6 +130,16 @@ impl StoreError {
     pub(crate) fn corrupt_pin(server: &str, error: &serde_json::Error) -> StoreError {
         StoreError::CorruptPin {
             server: server.to_owned(),
+            category: category(error),
+            column: error.column(),
+        }
+    }
+
+    /// [`StoreError::corrupt`] for a definition pin: the tool's name and where the problem
+    /// is, not what was found there.
+    pub(crate) fn corrupt_definition_pin(name: &str, error: &serde_json::Error) -> StoreError {
+        StoreError::CorruptDefinitionPin {
+            name: name.to_owned(),
             category: category(error),
             column: error.column(),
         }

@@ -3,9 +3,10 @@
 //! The gateway holds an `Arc<dyn Store>`; the embedded default is [`SqliteStore`], a single
 //! SQLite file (`state = "sqlite:portcullis.db"`); Redis, for replicas sharing state, comes
 //! later behind the same trait. The store holds the hash-chained audit log, the launch
-//! pins of local servers ([`LaunchPin`]) and the sealed OAuth grants and client registrations
-//! of remote servers ([`GrantKey`]); approvals arrive as a later schema migration
-//! ([`SCHEMA_VERSION`]).
+//! pins of local servers ([`LaunchPin`]), the sealed OAuth grants and client registrations
+//! of remote servers ([`GrantKey`]) and the definition pins that catch rug pulls
+//! ([`DefinitionPin`]) and the consent approvals a person asked to remember "always"
+//! ([`RememberedApproval`]).
 //!
 //! Modules, one idea each:
 //! - `record`: what an audit record is, stored records, queries, bounds;
@@ -17,11 +18,15 @@
 //! - `mirror`: the optional JSON-lines copy;
 //! - `pin`: launch pins (`portcullis trust`), what they hold and how they are stored;
 //! - `grant`: OAuth grants and client registrations, as sealed blobs under their keys;
+//! - `definition`: definition pins (tool definitions and instructions per server identity);
+//! - `approval`: consent approvals remembered until an expiry;
 //! - `sqlite`: [`SqliteStore`], tying these together.
 //!
 //! Where the store lives (`gateway.state`) is read by the gateway's config, not here.
 
+mod approval;
 mod chain;
+mod definition;
 mod error;
 mod grant;
 mod mirror;
@@ -33,7 +38,15 @@ mod sqlite;
 mod verify;
 mod writer;
 
+pub use approval::{
+    ApprovalKey, MAX_APPROVAL_HOW_BYTES, MAX_APPROVAL_KEY_PART_BYTES, MAX_APPROVALS,
+    RememberedApproval,
+};
 pub use chain::{GENESIS_HASH, link_hash};
+pub use definition::{
+    DefinitionKey, DefinitionKind, DefinitionPin, MAX_DEFINITION_KEY_BYTES,
+    MAX_DEFINITION_PIN_BYTES,
+};
 pub use error::StoreError;
 pub use grant::{GrantKey, GrantRow, MAX_GRANT_KEY_PART_BYTES, MAX_SEALED_BYTES};
 pub use mirror::AuditMirror;
@@ -123,4 +136,48 @@ pub trait Store: Send + Sync {
 
     /// Removes the client registrations for `server` (at every issuer); how many. Blocking.
     fn remove_clients(&self, server: &str) -> Result<usize, StoreError>;
+
+    /// Every definition pin of the server `identity`, ordered by kind and name. Blocking. A
+    /// pin that cannot be decoded is an error ([`StoreError::CorruptDefinitionPin`]), never
+    /// left out: the caller withholds rather than treating the definition as new.
+    fn definition_pins(&self, identity: &str) -> Result<Vec<DefinitionPin>, StoreError>;
+
+    /// Inserts or replaces the pins `put` and deletes the pins `remove` of `identity`, in
+    /// one transaction. Blocking. Refused before any SQL: a pin of another identity, an
+    /// empty or oversized identity or name ([`StoreError::InvalidDefinitionPin`]), a pin over
+    /// [`MAX_DEFINITION_PIN_BYTES`], a read-only store ([`StoreError::ReadOnly`]).
+    fn update_definition_pins(
+        &self,
+        identity: &str,
+        put: &[DefinitionPin],
+        remove: &[DefinitionKey],
+    ) -> Result<(), StoreError>;
+
+    /// Removes every definition pin of `identity`; how many. Blocking.
+    fn remove_definition_pins(&self, identity: &str) -> Result<usize, StoreError>;
+
+    /// Stores a consent approval remembered until `approval.expires_at_ms`, replacing one
+    /// with the same key; expired ones are swept. Blocking. Refused: an empty or oversized
+    /// key part, a full table ([`StoreError::InvalidApproval`]), a read-only store.
+    fn put_approval(&self, approval: &RememberedApproval) -> Result<(), StoreError>;
+
+    /// The live approval covering `key` at `now_ms`: one for exactly `key.digest`, else one
+    /// for any arguments (empty digest). Blocking.
+    fn find_approval(
+        &self,
+        key: &ApprovalKey,
+        now_ms: i64,
+    ) -> Result<Option<RememberedApproval>, StoreError>;
+
+    /// Every approval live at `now_ms`, ordered by server, identity, tool. Blocking.
+    fn list_approvals(&self, now_ms: i64) -> Result<Vec<RememberedApproval>, StoreError>;
+
+    /// Removes the approvals for `server` (every server with `None`) of `identity` (everyone
+    /// with `None`); how many. Blocking.
+    fn remove_approvals(
+        &self,
+        server: Option<&str>,
+        identity: Option<&str>,
+        now_ms: i64,
+    ) -> Result<usize, StoreError>;
 }

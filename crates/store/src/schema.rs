@@ -2,8 +2,8 @@
 //!
 //! The schema version lives in `meta` (`schema_version`). Migrations are an ordered list; a
 //! database at version `n` gets migrations `n+1 ..` in one transaction when the store opens it
-//! for writing. Later issues append migrations (pins came as 3, OAuth grants as 4; approvals
-//! follow); they never edit an existing one.
+//! for writing. Later issues append migrations (pins came as 3, OAuth grants as 4, definition
+//! pins as 5, remembered approvals as 6); they never edit an existing one.
 
 use crate::error::StoreError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -59,6 +59,33 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (server, issuer)
     ) STRICT;",
+    // 5: definition pins (rug pulls): per server identity, the tool definitions and the
+    // instructions as first seen or accepted. `body` is the pin's canonical JSON; the CHECK
+    // keeps a row from holding a pin of another identity, kind or name.
+    "CREATE TABLE definition_pins (
+        identity TEXT NOT NULL CHECK (length(identity) > 0),
+        kind     TEXT NOT NULL CHECK (kind IN ('tool', 'instructions')),
+        name     TEXT NOT NULL,
+        body     TEXT NOT NULL CHECK (json_valid(body)
+            AND json_extract(body, '$.identity') IS identity
+            AND json_extract(body, '$.kind') IS kind
+            AND json_extract(body, '$.name') IS name),
+        PRIMARY KEY (identity, kind, name)
+    ) STRICT;",
+    // 6: consent approvals remembered "always", until `expires_at` (milliseconds since the
+    // Unix epoch). `digest` is empty for an approval of any arguments; `rule` names the rule
+    // that asked by its position and the digest of its text.
+    "CREATE TABLE consent_approvals (
+        identity   TEXT NOT NULL CHECK (length(identity) > 0),
+        server     TEXT NOT NULL CHECK (length(server) > 0),
+        name       TEXT NOT NULL CHECK (length(name) > 0),
+        rule       TEXT NOT NULL CHECK (length(rule) > 0),
+        digest     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        how        TEXT NOT NULL,
+        PRIMARY KEY (identity, server, name, rule, digest)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes and reads.
@@ -90,9 +117,7 @@ pub(crate) fn open_writer(
     let mut conn = Connection::open_with_flags(path, flags).map_err(StoreError::sqlite("open"))?;
     conn.busy_timeout(busy_timeout)
         .map_err(StoreError::sqlite("set busy_timeout"))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(StoreError::sqlite("set journal_mode"))?;
+    let mode = set_wal(&conn, busy_timeout)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Schema(format!(
             "the database refuses WAL mode (journal_mode is {mode})"
@@ -102,6 +127,26 @@ pub(crate) fn open_writer(
         .map_err(StoreError::sqlite("set synchronous"))?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// Puts the database in WAL mode. Switching a fresh file needs an exclusive lock that the
+/// busy handler does not wait for, so two processes opening a new store at once (two
+/// `portcullis stdio` a host starts together) would see "database is locked": retry for as
+/// long as `busy_timeout` allows.
+fn set_wal(conn: &Connection, busy_timeout: Duration) -> Result<String, StoreError> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Ok(mode) => return Ok(mode),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(StoreError::sqlite("set journal_mode")(e)),
+        }
+    }
 }
 
 /// A short-lived write connection for state other than the audit log (pins), next to the

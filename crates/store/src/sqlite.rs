@@ -1,6 +1,8 @@
 //! The embedded store: one SQLite file in WAL mode, one writer thread, pooled readers.
 
+use crate::approval::{self, ApprovalKey, RememberedApproval};
 use crate::chain::encode_record;
+use crate::definition::{self, DefinitionKey, DefinitionPin};
 use crate::error::StoreError;
 use crate::grant::{self, GrantKey, GrantRow, check_client_key, check_grant_key, check_sealed};
 use crate::mirror::AuditMirror;
@@ -252,6 +254,52 @@ impl Store for SqliteStore {
 
     fn remove_clients(&self, server: &str) -> Result<usize, StoreError> {
         self.write_state(|conn| grant::remove_clients(conn, server))
+    }
+
+    fn definition_pins(&self, identity: &str) -> Result<Vec<DefinitionPin>, StoreError> {
+        self.read(|conn| definition::list(conn, identity))
+    }
+
+    fn update_definition_pins(
+        &self,
+        identity: &str,
+        put: &[DefinitionPin],
+        remove: &[DefinitionKey],
+    ) -> Result<(), StoreError> {
+        let put = definition::prepare(identity, put, remove)?;
+        self.write_state(|conn| definition::update(conn, identity, &put, remove))
+    }
+
+    fn remove_definition_pins(&self, identity: &str) -> Result<usize, StoreError> {
+        definition::check_identity(identity)?;
+        self.write_state(|conn| definition::remove_all(conn, identity))
+    }
+
+    fn put_approval(&self, remembered: &RememberedApproval) -> Result<(), StoreError> {
+        approval::check(remembered)?;
+        let now = remembered.created_at_ms;
+        self.write_state(|conn| approval::put(conn, remembered, now))
+    }
+
+    fn find_approval(
+        &self,
+        key: &ApprovalKey,
+        now_ms: i64,
+    ) -> Result<Option<RememberedApproval>, StoreError> {
+        self.read(|conn| approval::find(conn, key, now_ms))
+    }
+
+    fn list_approvals(&self, now_ms: i64) -> Result<Vec<RememberedApproval>, StoreError> {
+        self.read(|conn| approval::list(conn, now_ms))
+    }
+
+    fn remove_approvals(
+        &self,
+        server: Option<&str>,
+        identity: Option<&str>,
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        self.write_state(|conn| approval::remove(conn, server, identity, now_ms))
     }
 }
 

@@ -110,3 +110,34 @@ fn killing_the_writer_mid_stream_keeps_every_acknowledged_record_and_an_intact_c
         }
     }
 }
+
+/// Several processes creating, migrating and closing the same new store at once (a host
+/// starting two `portcullis stdio` together, tests starting gateways on one state file) all
+/// open it: every lock one holds, the others wait for within `busy_timeout` (switching to
+/// WAL included, which the store retries itself: the busy handler does not cover it).
+#[test]
+fn processes_opening_a_new_store_at_once_all_open_it() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new.db");
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_store-crash-helper"))
+                    .arg(&db)
+                    .args([round.to_string().as_str(), "0"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("the helper starts")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("the helper runs");
+            assert!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ready"),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

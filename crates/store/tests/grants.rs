@@ -216,10 +216,12 @@ async fn migrating_a_schema_3_store_adds_the_grant_tables_and_keeps_pins_and_cha
         panic!("a fresh chain verifies");
     };
     drop(f.store);
-    // Take the file back to schema 3: exactly migration 4 undone, a pin left in place.
+    // Take the file back to schema 3: exactly migrations 4, 5 (definition pins) and 6
+    // (remembered approvals) undone, a pin left in place.
     let conn = raw(&f.path);
     conn.execute_batch(
-        "DROP TABLE oauth_grants; DROP TABLE oauth_clients; \
+        "DROP TABLE consent_approvals; DROP TABLE definition_pins; DROP TABLE oauth_grants; \
+         DROP TABLE oauth_clients; \
          UPDATE meta SET value = '3' WHERE key = 'schema_version'; \
          INSERT INTO pins (server, body) VALUES ('files', json_object('server', 'files'));",
     )
@@ -234,7 +236,7 @@ async fn migrating_a_schema_3_store_adds_the_grant_tables_and_keeps_pins_and_cha
     );
 
     let store = SqliteStore::open(&f.path, SqliteOptions::default()).unwrap();
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 6);
     let version: String = raw(&f.path)
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -242,7 +244,7 @@ async fn migrating_a_schema_3_store_adds_the_grant_tables_and_keeps_pins_and_cha
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(version, "4");
+    assert_eq!(version, SCHEMA_VERSION.to_string());
     assert!(store.list_grants().unwrap().is_empty());
     store
         .put_grant(&key("alice", "tickets", AS), b"sealed")

@@ -143,11 +143,12 @@ async fn migrating_a_store_without_pins_adds_them_and_keeps_the_audit_chain() {
     };
     assert_eq!(records, 20);
     drop(f.store);
-    // Take the file back to schema 2, the last one without pins: exactly migrations 3 and
-    // 4 (OAuth grants) undone.
+    // Take the file back to schema 2, the last one without pins: exactly migrations 3, 4
+    // (OAuth grants), 5 (definition pins) and 6 (remembered approvals) undone.
     let conn = raw(&f.path);
     conn.execute_batch(
-        "DROP TABLE oauth_grants; DROP TABLE oauth_clients; DROP TABLE pins; \
+        "DROP TABLE consent_approvals; DROP TABLE definition_pins; DROP TABLE oauth_grants; \
+         DROP TABLE oauth_clients; DROP TABLE pins; \
          UPDATE meta SET value = '2' WHERE key = 'schema_version';",
     )
     .unwrap();
@@ -162,7 +163,7 @@ async fn migrating_a_store_without_pins_adds_them_and_keeps_the_audit_chain() {
 
     let store = SqliteStore::open(&f.path, SqliteOptions::default()).unwrap();
     assert_eq!(schema_version(&f.path), SCHEMA_VERSION.to_string());
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 6);
     assert!(store.list_pins().unwrap().is_empty());
     store.put_pin(&pin("files")).unwrap();
     assert_eq!(

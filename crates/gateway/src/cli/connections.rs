@@ -22,11 +22,11 @@ use portcullis_gateway::config::StateLocation;
 use portcullis_gateway::gateway::open_store;
 use portcullis_gateway::oauth::vault::{GrantVault, GrantVaultError};
 use portcullis_gateway::transport::stdio::local_principal;
-use portcullis_store::{GrantRow, SqliteStore, Store};
+use portcullis_store::{GrantRow, Store};
 use serde_json::{Value, json};
 
 use super::text::{clean, emit};
-use super::{load_or_exit, state, time, usage_error};
+use super::{load_or_exit, state, time};
 
 #[derive(Subcommand, Debug)]
 pub enum ConnectionsCommand {
@@ -147,17 +147,11 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let StateLocation::Sqlite(path) = &config.gateway.state;
-    let rows = if path.exists() {
-        let store = match SqliteStore::open_read_only(path) {
-            Ok(store) => store,
-            Err(e) => {
-                return Ok(usage_error(format_args!(
-                    "cannot read the state database {} ({}): {e}",
-                    clean(&path.display().to_string()),
-                    state::describe_origin(&config)
-                )));
-            }
-        };
+    let store = match state::open_for_listing(&config) {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
+    };
+    let rows = if let Some(store) = store {
         let rows = store.list_grants()?;
         let store: Arc<dyn Store> = store;
         let vault = if rows.is_empty() {
@@ -243,7 +237,7 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Left-aligned columns, two spaces apart, the header first.
-fn render_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+pub(super) fn render_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

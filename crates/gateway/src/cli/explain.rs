@@ -21,7 +21,7 @@
 //! checked" and does not change the exit code: 0 when the call would go through, 1 when
 //! the policy or a check refuses it, 2 for usage and config errors.
 
-mod arguments;
+pub(super) mod arguments;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

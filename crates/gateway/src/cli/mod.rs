@@ -4,18 +4,26 @@
 //! - `check`: validate a config and print the effective policy and the sandbox report;
 //! - `explain` ([`explain`]): what the policy decides for one call, and why;
 //! - `audit tail|query|verify` ([`audit`]): read the audit log in `gateway.state`;
-//! - `trust <server>` ([`trust`]): review a local server's launch and pin it;
+//! - `trust <server>` ([`trust`]): review a local server's launch and pin it, then any
+//!   server's tool definitions and instructions, and accept them into their pins;
+//! - `scan <server>` ([`scan`]): the description scan of a server's (or virtual server's)
+//!   tools and instructions, as text or JSON, the exit code per `--fail-on`;
 //! - `connections list|forget` ([`connections`]): the users' OAuth grants at remote servers;
+//! - `approvals list|approve|deny` ([`approvals`]): the calls waiting for a person's decision
+//!   in a running gateway;
 //! - `fixture`: the bundled MCP server.
 //!
 //! `PORTCULLIS_STATE=sqlite:<path>` replaces the config's `gateway.state` for every command
 //! ([`state`]). Exit codes: 0 success, 1 a refusal or a failed check (`explain`, `audit
 //! verify`) or a failure at run time (`serve`, `stdio`), 2 a usage or config error.
 
+mod approvals;
 mod audit;
 mod connections;
 mod explain;
 mod record;
+mod remembered;
+mod scan;
 mod state;
 mod text;
 mod time;
@@ -88,21 +96,40 @@ enum Command {
     /// Read the audit log (the state database of gateway.state, opened read-only).
     #[command(subcommand, after_help = ENVIRONMENT_HELP)]
     Audit(audit::AuditCommand),
-    /// Review exactly what a local (stdio) server's launch runs, and pin it.
+    /// Review exactly what a server runs and says, and pin it: a local server's launch, then
+    /// any server's tool definitions.
     ///
-    /// Prints the argv, the resolved executable and its SHA-256, the script or package it
-    /// runs and whether that is pinned, the environment it gets, its sandbox, dangerous
-    /// patterns, and how it differs from its pin; then asks on the terminal. The pin goes
-    /// to the state store (gateway.state): a server with `pinning = "required"` (the
-    /// default under `serve`) starts only when its launch matches it. Exit code: 0 trusted
-    /// (or already matching), 1 not trusted (refused, or no terminal without --yes), 2
-    /// usage or config error.
+    /// For a local (stdio) server, prints the argv, the resolved executable and its SHA-256,
+    /// the script or package it runs and whether that is pinned, the environment it gets,
+    /// its sandbox, dangerous patterns, and how it differs from its pin; then asks on the
+    /// terminal. The pin goes to the state store (gateway.state): a server with `pinning =
+    /// "required"` (the default under `serve`) starts only when its launch matches it. Then,
+    /// for every server, lists its tools and shows each definition that is new, changed,
+    /// renamed or removed since it was pinned (`definitions`), asks again, and accepts them
+    /// into the pins: a withheld tool is back at the gateway's next list. Exit code: 0
+    /// trusted (or already matching), 1 not trusted (refused, or no terminal without
+    /// --yes), 2 usage or config error.
     #[command(after_help = ENVIRONMENT_HELP)]
     Trust(Box<trust::TrustArgs>),
     /// See and forget the users' OAuth grants at remote servers (`credential = { oauth }`),
     /// kept encrypted in the state database (gateway.state). Never prints a token.
     #[command(subcommand, after_help = ENVIRONMENT_HELP)]
     Connections(connections::ConnectionsCommand),
+    /// The calls waiting for a person's approval in the running gateway (rules with
+    /// `effect = "consent"` and the approvals channel): list them, approve or deny one.
+    /// Speaks to the gateway's admin API with the admin token of [approvals].
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
+    /// Scan a server's tool definitions and instructions for hidden or model-directed text.
+    ///
+    /// Starts (or connects to) the server as the gateway would — a stdio server in its
+    /// sandbox, after its launch check — lists its tools, and reports invisible and control
+    /// characters, instructions aimed at the model, references to secrets, and (for a virtual
+    /// server) tool names that shadow or are confusable with another member's. Exit code: 0
+    /// no finding at --fail-on or worse, 1 such findings (or the server could not be
+    /// reached), 2 usage or config error.
+    #[command(after_help = ENVIRONMENT_HELP)]
+    Scan(Box<scan::ScanArgs>),
     /// Run the bundled fixture MCP server (used by the quickstart, the tests and the benchmark).
     Fixture(portcullis_fixtures::FixtureArgs),
 }
@@ -199,7 +226,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain::run(*args),
         Command::Audit(command) => audit::run(command),
         Command::Trust(args) => trust::run(*args),
+        Command::Scan(args) => scan::run(*args),
         Command::Connections(command) => connections::run(command),
+        Command::Approvals(command) => approvals::run(command),
         Command::Serve { config, listen } => {
             let mut cfg = load(config.as_ref()).map_err(anyhow::Error::msg)?;
             if let Some(listen) = listen {
@@ -227,7 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime(None)?.block_on(async move {
                 let _log = logging::init(&cfg.log)?;
                 let gateway = Gateway::new(cfg)?;
-                let pages = tokio::spawn(portcullis_gateway::oauth::pages::serve_alone(
+                let pages = tokio::spawn(portcullis_gateway::transport::pages::serve_alone(
                     gateway.clone(),
                 ));
                 let result = transport::stdio::serve(gateway.clone(), &server).await;

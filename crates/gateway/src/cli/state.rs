@@ -2,8 +2,14 @@
 //! `gateway.state` for every command (tests, and `portcullis audit` against another copy).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use portcullis_gateway::config::{Config, ConfigSource, StateLocation};
+use portcullis_store::SqliteStore;
+
+use super::text::clean;
+use super::usage_error;
 
 /// The variable's name.
 pub const STATE_ENV: &str = "PORTCULLIS_STATE";
@@ -63,6 +69,23 @@ pub fn describe_origin(config: &Config) -> String {
             format!("the default gateway.state; set --config or {STATE_ENV}")
         }
     }
+}
+
+/// The state database opened read-only (safe next to a running gateway) for a command that
+/// lists what it holds: `Ok(None)` when it does not exist yet (nothing to list), the exit
+/// code of a usage error naming the file and where its location came from otherwise.
+pub fn open_for_listing(config: &Config) -> Result<Option<Arc<SqliteStore>>, ExitCode> {
+    let StateLocation::Sqlite(path) = &config.gateway.state;
+    if !path.exists() {
+        return Ok(None);
+    }
+    SqliteStore::open_read_only(path).map(Some).map_err(|e| {
+        usage_error(format_args!(
+            "cannot read the state database {} ({}): {e}",
+            clean(&path.display().to_string()),
+            describe_origin(config)
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,10 @@
 //! Later sections (`[auth]`, sandbox, credentials) are new fields on these structs and new
 //! `raw` sections; nothing here assumes the set is closed.
 
+mod approvals;
 mod auth;
+mod consent;
+mod content;
 mod diagnostic;
 mod egress;
 mod fs;
@@ -22,6 +25,7 @@ mod rule_parts;
 mod rules;
 mod sandbox;
 mod sandbox_report;
+mod scan;
 mod sections;
 mod servers;
 mod tls;
@@ -40,11 +44,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use approvals::{AdminTokenSource, ApprovalsConfig};
 pub use auth::{AuthConfig, IntrospectionConfig, no_auth_summary};
+pub use consent::{
+    Channel as ConsentChannel, ConsentConfig, ConsentOverrides, ConsentSettings, RememberChoice,
+};
+pub use content::{ContentConfig, ContentSelector, SecretsInArguments};
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use fs::SystemPaths;
 pub use portcullis_policy::RateSpec;
 pub use portcullis_wire::ProtocolVersion;
+pub use scan::{ScanAction, ScanPolicy};
 pub use tls::{BehindProxy, IpRange, TlsFiles, canonical_ip, host_value};
 
 /// The quickstart config, built into the binary so `portcullis serve` works with no file.
@@ -105,12 +115,19 @@ pub struct Config {
     /// `[egress]`: what the outbound client's SSRF guard lets through besides public
     /// addresses over https (nothing by default).
     pub egress: portcullis_egress::guard::EgressPolicy,
+    /// `[content]`: sanitizing and redaction of what is relayed to clients, and credentials
+    /// in the arguments of open-world tools.
+    pub content: ContentConfig,
+    /// `[approvals]`: the approvals page and its admin token (`None`: no page).
+    pub approvals: Option<ApprovalsConfig>,
     /// `[servers.<name>]`, by name.
     pub servers: BTreeMap<String, ServerConfig>,
     /// `[virtual.<name>]`, by name.
     pub virtuals: BTreeMap<String, VirtualConfig>,
     /// `[[rules]]`, in order.
     pub policy: portcullis_policy::Policy,
+    /// The `consent` tables of servers and consent rules: how a held call is put to a person.
+    pub consent: ConsentConfig,
     /// How the gateway runs: not in the file, set by the command (`serve` or `stdio`); it
     /// picks the defaults that differ between a shared gateway and a desktop host's.
     pub run_mode: RunMode,
@@ -322,6 +339,11 @@ pub struct ServerConfig {
     /// The gateway answers the server's `roots/list` with them and checks rule `paths`
     /// against them; a sandbox's `write` list defaults to them.
     pub roots: Vec<PathBuf>,
+    /// `definitions`: how its tool definitions and instructions are pinned against rug
+    /// pulls (see `upstream::definitions`).
+    pub definitions: crate::upstream::definitions::DefinitionMode,
+    /// `scan`: which description-scan findings are audited and which withhold their tool.
+    pub scan: ScanPolicy,
 }
 
 /// How an upstream is reached.

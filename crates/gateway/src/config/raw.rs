@@ -74,6 +74,21 @@ pub(crate) const KEYS: &[&str] = &[
     "egress",
     "egress.allow",
     "egress.http",
+    "content",
+    "content.sanitize",
+    "content.redact",
+    "content.secrets_in_arguments",
+    "content.allow",
+    "content.allow.server",
+    "content.allow.tools",
+    "content.allow.kinds",
+    "content.allow.values",
+    "content.open_world",
+    "content.open_world.server",
+    "content.open_world.tools",
+    "approvals",
+    "approvals.admin_token",
+    "approvals.max_pending",
     "servers",
     "servers.<name>.command",
     "servers.<name>.url",
@@ -90,6 +105,10 @@ pub(crate) const KEYS: &[&str] = &[
     "servers.<name>.credential",
     "servers.<name>.roots",
     "servers.<name>.pinning",
+    "servers.<name>.definitions",
+    "servers.<name>.scan",
+    "servers.<name>.scan.warn",
+    "servers.<name>.scan.block",
     "servers.<name>.sandbox",
     "servers.<name>.sandbox.read",
     "servers.<name>.sandbox.write",
@@ -99,6 +118,13 @@ pub(crate) const KEYS: &[&str] = &[
     "servers.<name>.sandbox.files",
     "servers.<name>.sandbox.cpu_seconds",
     "servers.<name>.sandbox.required",
+    "servers.<name>.consent",
+    "servers.<name>.consent.channels",
+    "servers.<name>.consent.timeout",
+    "servers.<name>.consent.trust_elicitation",
+    "servers.<name>.consent.remember",
+    "servers.<name>.consent.for_tool",
+    "servers.<name>.consent.always_ttl",
     "virtual",
     "virtual.<name>.servers",
     "virtual.<name>.on_upstream_failure",
@@ -118,11 +144,28 @@ pub(crate) const KEYS: &[&str] = &[
     "rules.rate",
     "rules.burst",
     "rules.effect",
+    "rules.consent",
+    "rules.consent.channels",
+    "rules.consent.timeout",
+    "rules.consent.trust_elicitation",
+    "rules.consent.remember",
+    "rules.consent.for_tool",
+    "rules.consent.always_ttl",
 ];
 
 /// The top-level tables, in the order the reference documents them.
 pub(crate) const TOP_LEVEL: &[&str] = &[
-    "gateway", "auth", "log", "audit", "limits", "egress", "servers", "virtual", "rules",
+    "gateway",
+    "auth",
+    "log",
+    "audit",
+    "limits",
+    "egress",
+    "approvals",
+    "content",
+    "servers",
+    "virtual",
+    "rules",
 ];
 
 /// A list whose elements each keep their span, and which keeps its own (to point at an
@@ -185,7 +228,13 @@ pub(crate) struct RawServer {
     pub credential: Option<Spanned<portcullis_auth::upstream::CredentialSpec>>,
     pub roots: Option<SpannedList>,
     pub pinning: Option<Spanned<String>>,
+    /// `definitions`: tool definition pinning (`tofu`, `strict`, `off`).
+    pub definitions: Option<Spanned<String>>,
+    /// `scan`: what description-scan findings do (`{ warn, block }` severities).
+    pub scan: Option<Spanned<super::scan::RawScan>>,
     pub sandbox: Option<Spanned<super::sandbox::RawSandboxSetting>>,
+    /// How calls held by consent rules about this server are put to a person.
+    pub consent: Option<Spanned<super::consent::RawConsent>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +286,8 @@ pub(crate) struct RawRule {
     pub rate: Option<Spanned<String>>,
     pub burst: Option<Spanned<i64>>,
     pub effect: Spanned<Effect>,
+    /// How the calls this consent rule holds are put to a person (taken out by `validate`).
+    pub consent: Option<Spanned<super::consent::RawConsent>>,
 }
 
 /// A table entry keyed by a name that itself needs checking (server and virtual names).
@@ -267,6 +318,9 @@ pub(crate) struct RawConfig {
     pub audit: RawAudit,
     pub limits: RawLimits,
     pub egress: super::egress::RawEgress,
+    pub content: super::content::RawContent,
+    /// `[approvals]` and the span of its key.
+    pub approvals: Option<(Range<usize>, super::approvals::RawApprovals)>,
     pub servers: Vec<Named<RawServer>>,
     /// Server names whose table failed to deserialize: they still count as configured, so
     /// that rules naming them do not get a second, misleading "unknown server" error.
@@ -299,6 +353,10 @@ pub(crate) fn parse_document(text: &str, issues: &mut Issues) -> Option<RawConfi
             "audit" => raw.audit = section(value, issues).unwrap_or_default(),
             "limits" => raw.limits = section(value, issues).unwrap_or_default(),
             "egress" => raw.egress = section(value, issues).unwrap_or_default(),
+            "content" => raw.content = section(value, issues).unwrap_or_default(),
+            "approvals" => {
+                raw.approvals = section(value, issues).map(|a| (key_span, a));
+            }
             "servers" => {
                 for entry in named_entries(value, "servers", "[servers.<name>]", issues) {
                     match section(entry.value, issues) {

@@ -55,6 +55,7 @@ pub(crate) fn policy(
             rate,
             burst,
             effect,
+            consent: _,
         } = rule;
         if let Some(server) = &server {
             let s = server.get_ref();

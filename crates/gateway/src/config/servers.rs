@@ -57,6 +57,8 @@ pub(super) fn server(
 
     let mut raw = raw;
     let roots = super::sandbox::roots(&name, raw.roots.take(), issues);
+    let definitions = definitions(&name, raw.definitions.take(), issues);
+    let scan = super::scan::scan(&name, raw.scan.take(), issues);
     let upstream = match (raw.command.take(), raw.url.take()) {
         (Some(command), None) => Upstream::Stdio(stdio(&name, command, raw, issues)),
         (None, Some(url)) => Upstream::Http(http(&name, url, raw, issues)?),
@@ -85,6 +87,30 @@ pub(super) fn server(
         timeout,
         protocol,
         roots,
+        definitions,
+        scan,
+    })
+}
+
+/// `servers.<name>.definitions`.
+fn definitions(
+    server: &str,
+    raw: Option<Spanned<String>>,
+    issues: &mut Issues,
+) -> crate::upstream::definitions::DefinitionMode {
+    use crate::upstream::definitions::DefinitionMode;
+    let Some(raw) = raw else {
+        return DefinitionMode::default();
+    };
+    DefinitionMode::parse(raw.get_ref()).unwrap_or_else(|| {
+        issues.at(
+            raw.span(),
+            format!(
+                "unknown definitions mode \"{}\" for servers.{server}.definitions: use \"tofu\", \"strict\" or \"off\"",
+                raw.get_ref()
+            ),
+        );
+        DefinitionMode::default()
     })
 }
 

@@ -24,7 +24,7 @@ pub(crate) const MAX_NAME_LEN: usize = 64;
 /// Builds the config, recording every problem in `issues`. The result is only meaningful
 /// when `issues` stays empty.
 pub(crate) fn build(
-    raw: RawConfig,
+    mut raw: RawConfig,
     source: ConfigSource,
     file: &str,
     text: &str,
@@ -64,6 +64,9 @@ pub(crate) fn build(
     let audit = sections::audit(raw.audit, base.as_deref(), issues);
     let limits = sections::limits(raw.limits, issues);
     let egress = super::egress::egress(raw.egress, issues);
+    let approvals = raw
+        .approvals
+        .and_then(|(span, a)| super::approvals::approvals(a, span, base.as_deref(), issues));
 
     // Every server named in the file counts as known, even one with errors of its own, so a
     // mistake in a server is reported once, not again at each rule that names it.
@@ -74,6 +77,28 @@ pub(crate) fn build(
         .chain(raw.broken_servers)
         .collect();
     let known: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    let content = super::content::content(raw.content, &known, issues);
+    let mut consent = super::consent::ConsentConfig::default();
+    for server in &mut raw.servers {
+        if let Some(c) = server.value.consent.take() {
+            let key = format!("servers.{}.consent", server.name);
+            let o = super::consent::overrides(c.into_inner(), &key, issues);
+            consent.servers.insert(server.name.clone(), o);
+        }
+    }
+    for rule in &mut raw.rules {
+        let effect = *rule.rule.effect.get_ref();
+        if effect == portcullis_policy::Effect::Consent {
+            let rule_text = text.get(rule.span.clone()).unwrap_or_default();
+            let key = super::consent::rule_key(rule.index + 1, rule_text);
+            consent.rule_keys.insert(rule.index, key);
+        }
+        if let Some(c) = rule.rule.consent.take()
+            && let Some(o) = super::consent::rule_overrides(c, rule.index + 1, effect, issues)
+        {
+            consent.rules.insert(rule.index, o);
+        }
+    }
     let mut servers = BTreeMap::new();
     for server in raw.servers {
         if let Some(s) = super::servers::server(server, gateway.request_timeout, issues) {
@@ -112,9 +137,12 @@ pub(crate) fn build(
         audit,
         limits,
         egress,
+        content,
+        approvals,
         servers,
         virtuals,
         policy,
+        consent,
         run_mode: super::RunMode::default(),
     }
 }
@@ -253,6 +281,17 @@ pub(super) fn duration(
     key: &str,
     issues: &mut Issues,
 ) -> Option<Duration> {
+    duration_up_to(d, key, MAX_DURATION, issues)
+}
+
+/// [`duration`] with another bound than [`MAX_DURATION`] (how long a stored thing lasts,
+/// not how long anything waits).
+pub(super) fn duration_up_to(
+    d: &Spanned<RawDuration>,
+    key: &str,
+    max: Duration,
+    issues: &mut Issues,
+) -> Option<Duration> {
     let text = &d.get_ref().0;
     match parse_duration(text) {
         Err(e) => issues.at(
@@ -260,11 +299,11 @@ pub(super) fn duration(
             format!("invalid duration \"{text}\" for {key}: {e}"),
         ),
         Ok(v) if v.is_zero() => issues.at(d.span(), format!("{key} must be more than 0")),
-        Ok(v) if v > MAX_DURATION => issues.at(
+        Ok(v) if v > max => issues.at(
             d.span(),
             format!(
                 "{key} must be at most {}, not \"{text}\"",
-                format_duration(MAX_DURATION)
+                format_duration(max)
             ),
         ),
         Ok(v) => return Some(v),

@@ -19,6 +19,7 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
     }
     super::tls::warnings(g, &mut out);
     super::egress::warnings(&config.egress, &mut out);
+    super::content::warnings(&config.content, &mut out);
     if g.insecure_no_auth {
         out.push(
             "gateway.insecure_no_auth = true: requests are not authenticated, so anyone who can reach the gateway acts as the same anonymous caller"
@@ -64,6 +65,23 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
             }
             _ => {}
         }
+        if server
+            .scan
+            .block
+            .is_none_or(|b| b > portcullis_guard::scan::Severity::High)
+        {
+            out.push(format!(
+                "servers.{}.scan.block = \"{}\": tools whose descriptions hide text or instructions for the model at high severity are listed and callable",
+                server.name,
+                super::ScanPolicy::describe(server.scan.block)
+            ));
+        }
+        if server.definitions == crate::upstream::definitions::DefinitionMode::Off {
+            out.push(format!(
+                "server \"{}\" has definitions = \"off\": a tool whose description or schema changes after it was trusted (a rug pull), or that reappears under another name, is listed and callable at once",
+                server.name
+            ));
+        }
         if let Upstream::Stdio(s) = &server.upstream {
             sandbox_warnings(server, s, config.run_mode, &home_dirs(), &mut out);
             if let Some(profile) = &s.sandbox {
@@ -87,6 +105,24 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
     for rule in rules {
         rule_warnings(rule, &mut out);
     }
+    let consent_rules: Vec<(usize, String, Vec<String>)> = rules
+        .iter()
+        .filter(|r| r.effect == Effect::Consent)
+        .map(|r| {
+            let servers = match &r.server {
+                Some(s) => vec![s.clone()],
+                None => config.servers.keys().cloned().collect(),
+            };
+            (r.origin.index, r.origin.to_string(), servers)
+        })
+        .collect();
+    super::consent::warnings(
+        &config.consent,
+        &consent_rules,
+        config.approvals.is_some(),
+        config.run_mode == RunMode::Stdio,
+        &mut out,
+    );
     for (i, rule) in rules.iter().enumerate() {
         let deciders = shadowing(&rules[..i], rule);
         if !deciders.is_empty() {
@@ -112,7 +148,7 @@ pub(crate) fn collect(config: &Config) -> Vec<String> {
 }
 
 /// What one rule says that a person should know: it allows everything, it cannot hide
-/// what it denies, it waits for a consent that does not exist yet, it trusts what a server
+/// what it denies, it trusts what a server
 /// says about itself, or its resource globs can be walked around.
 fn rule_warnings(rule: &Rule, out: &mut Vec<String>) {
     let o = &rule.origin;
@@ -128,11 +164,6 @@ fn rule_warnings(rule: &Rule, out: &mut Vec<String>) {
     if rule.effect == Effect::Deny && rule.depends_on_args() {
         out.push(format!(
             "{o} denies by the call's arguments, which are unknown until the call: it cannot hide what it denies from tools/list"
-        ));
-    }
-    if rule.effect == Effect::Consent {
-        out.push(format!(
-            "{o} asks for a person's consent, which is not available yet: every call it matches is refused with an error"
         ));
     }
     if rule.effect.permits() && rule.when.as_ref().is_some_and(|c| c.uses_annotations()) {

@@ -36,8 +36,8 @@ use super::UserAuthorization;
 use super::identity::person_is_principal;
 use super::ticket::{Step, Ticket, random_id};
 use super::web::{
-    consent_tag, cookie, escape, harden, message_page, not_found, origin_of, page, set_cookie,
-    sign, verify,
+    consent_tag, cookie, escape, form_field, harden, message_page, not_found, origin_of, page,
+    set_cookie, sign, verify,
 };
 use crate::on_behalf::{OnBehalf, on_behalf};
 use crate::transport::http::checks::HostPolicy;
@@ -65,7 +65,8 @@ impl Pages {
 }
 
 /// The pages' routes, when some server uses per-user OAuth: merged into `serve`'s router,
-/// or served alone on loopback by `portcullis stdio` (see [`serve_alone`]).
+/// or served alone on loopback by `portcullis stdio` (see
+/// [`crate::transport::pages::serve_alone`]).
 pub fn router(gateway: &crate::gateway::Gateway) -> Option<axum::Router> {
     let pages = Arc::new(Pages {
         user_auth: gateway.user_auth.clone()?,
@@ -88,38 +89,6 @@ pub fn router(gateway: &crate::gateway::Gateway) -> Option<axum::Router> {
             )
             .with_state(pages),
     )
-}
-
-/// `portcullis stdio` has no HTTP front door: when a server uses per-user OAuth, the pages
-/// are served alone on `gateway.listen` (loopback only), so that a person can connect it.
-/// A second gateway on the same port (another host's stdio server) logs why it cannot;
-/// its users are told the pages are unavailable.
-pub async fn serve_alone(gateway: Arc<crate::gateway::Gateway>) {
-    let Some(app) = router(&gateway) else {
-        return;
-    };
-    let Some(ua) = gateway.user_auth.clone() else {
-        return;
-    };
-    let listen = gateway.config.gateway.listen;
-    if !listen.ip().is_loopback() {
-        tracing::warn!(%listen, "per-user OAuth pages are served on loopback only in stdio mode; set gateway.listen to a loopback address");
-        return;
-    }
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(%listen, error = %e, "cannot serve the per-user OAuth pages; servers that need a user's authorization cannot be connected");
-            return;
-        }
-    };
-    if let Ok(addr) = listener.local_addr() {
-        ua.set_base(format!("http://{addr}"));
-        tracing::info!("per-user OAuth pages at http://{addr}/oauth/");
-    }
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!(error = %e, "the per-user OAuth pages stopped");
-    }
 }
 
 /// `GET /oauth/connect/{id}`: the consent page.
@@ -236,16 +205,7 @@ pub async fn connect_decision(
         return message_page(StatusCode::PAYLOAD_TOO_LARGE, "Refused", "Form too large.");
     };
     let form: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
-    let field = |name: &str| {
-        let mut values = form
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str());
-        match (values.next(), values.next()) {
-            (Some(v), None) => Some(v),
-            _ => None,
-        }
-    };
+    let field = |name: &str| form_field(&form, name);
     let csrf_ok = match (field("csrf"), cookie(&headers, CSRF_COOKIE)) {
         (Some(token), Some(c)) => verify(&ua, &["csrf", &id, c], token),
         _ => false,
@@ -550,13 +510,5 @@ pub async fn metadata_document(State(st): State<SharedPages>) -> Response {
 /// The `Host` check of the MCP endpoints (DNS rebinding). `Origin` is checked by the form
 /// POST itself, against the gateway's own origin: these pages are meant for browsers.
 pub(super) fn host_checked(st: &Pages, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match host {
-        Some(h) if st.hosts.host_allowed(h) => Ok(()),
-        _ => Err(Box::new(message_page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "Host not allowed",
-        ))),
-    }
+    super::web::host_checked(&st.hosts, headers)
 }

@@ -1,6 +1,7 @@
-//! What the OAuth pages share: HTML that escapes what it shows, the headers every page
-//! carries (CSP with `frame-ancestors 'none'`, no caching, no sniffing), `__Host-` cookies,
-//! and the HMAC tags that bind cookies and CSRF tokens to a link or a `state`.
+//! What the gateway's pages share (the OAuth pages, and the approvals page of
+//! `consent::approvals`): HTML that escapes what it shows, the headers every page carries
+//! (CSP with `frame-ancestors 'none'`, no caching, no sniffing), `__Host-` cookies, and the
+//! HMAC tags that bind cookies and CSRF tokens to a link or a `state`.
 
 use aws_lc_rs::hmac;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -9,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::UserAuthorization;
+use crate::transport::http::checks::HostPolicy;
 
 pub(super) fn sign(ua: &UserAuthorization, parts: &[&str]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, &ua.cookie_key);
@@ -30,7 +32,7 @@ pub(super) fn consent_tag(ua: &UserAuthorization, client: Option<&str>, server: 
     tag[..22].to_owned()
 }
 
-pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -41,7 +43,7 @@ pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .map(|(_, v)| v)
 }
 
-pub(super) fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: u64) {
+pub(crate) fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: u64) {
     let text = format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}");
     if let Ok(v) = HeaderValue::from_str(&text) {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -49,16 +51,16 @@ pub(super) fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: 
 }
 
 /// `scheme://host[:port]` of a URL.
-pub(super) fn origin_of(url: &str) -> Option<String> {
+pub(crate) fn origin_of(url: &str) -> Option<String> {
     let uri: axum::http::Uri = url.parse().ok()?;
     Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
 }
 
-pub(super) fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     message_page(StatusCode::NOT_FOUND, "Not found", "Nothing here.")
 }
 
-pub(super) fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
+pub(crate) fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
     page(
         status,
         title,
@@ -71,7 +73,7 @@ pub(super) fn message_page(status: StatusCode, title: &str, text: &str) -> Respo
     )
 }
 
-pub(super) fn page(
+pub(crate) fn page(
     status: StatusCode,
     title: &str,
     body: &str,
@@ -95,7 +97,7 @@ pub(super) fn page(
 
 /// The headers every page carries. `form_target`: the one other origin the consent form's
 /// redirect may lead to (CSP `form-action` also governs the redirect after the POST).
-pub(super) fn harden(resp: &mut Response, form_target: Option<&str>) {
+pub(crate) fn harden(resp: &mut Response, form_target: Option<&str>) {
     let form_action = match form_target {
         Some(origin) => format!("'self' {origin}"),
         None => "'self'".to_owned(),
@@ -120,6 +122,32 @@ pub(super) fn harden(resp: &mut Response, form_target: Option<&str>) {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+}
+
+/// The `Host` check of the MCP endpoints (DNS rebinding), for a page. `Origin` is checked by
+/// each form POST itself, against the gateway's own origin: pages are meant for browsers.
+pub(crate) fn host_checked(hosts: &HostPolicy, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match host {
+        Some(h) if hosts.host_allowed(h) => Ok(()),
+        _ => Err(Box::new(message_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "Host not allowed",
+        ))),
+    }
+}
+
+/// A form field that appears exactly once (a repeated field is no answer).
+pub(crate) fn form_field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let mut values = form
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str());
+    match (values.next(), values.next()) {
+        (Some(v), None) => Some(v),
+        _ => None,
+    }
 }
 
 /// HTML-escapes text for an element or a quoted attribute.

@@ -4,11 +4,18 @@
 //! 2. the policy decides on the call itself — arguments, principal, session;
 //! 3. a name the principal may not even see is refused with the error a name that does not
 //!    exist gets (no probing for hidden tools);
+//!    then a tool whose definition is not the one pinned (`upstream::definitions`) is
+//!    withheld, with the reason, and so is one the description scan blocks
+//!    (`session::scanning`);
 //! 4. the arguments satisfy the tool's `inputSchema` (or the prompt's declared arguments):
 //!    invalid arguments never reach the server, and the caller learns how to fix them;
-//! 5. the verdict: a deny, a consent (not available yet) or a missing scope refuses;
-//! 6. the rate limit of the deciding rule, or the gateway's default, has room;
-//! 7. the decision is in the audit log, durably — or the call is not made.
+//! 5. the verdict: a deny or a missing scope refuses; a credential in the arguments of an
+//!    open-world tool (`[content]`, see [`super::content_step`]) refuses, or asks for consent;
+//! 6. the rate limit of the deciding rule, or the gateway's default, has room (before a
+//!    person is asked: a flood of calls must not become a flood of questions);
+//! 7. a consent verdict holds the call until a person decides (see [`super::consent_step`]
+//!    and [`crate::consent`]): approved, it goes on; denied or unanswered, it is refused;
+//! 8. the decision is in the audit log, durably — or the call is not made.
 //!
 //! Every refusal is audited too. What happens after the call (its answer or error, and how
 //! long it took) is recorded by [`Session::note_outcome`].
@@ -35,6 +42,8 @@ pub(super) struct Call<'a> {
     pub name: &'a str,
     /// The call's arguments (`tools/call`, `prompts/get`), if any.
     pub args: Option<&'a Value>,
+    /// What the call's params say about asking a person for it (a consent rule).
+    pub consent: &'a super::consent_step::ConsentContext,
 }
 
 /// A call the gateway decided to make.
@@ -60,6 +69,10 @@ pub(super) enum Refused {
     Error(ErrorObject),
     /// A tool result with `isError: true` (invalid arguments are the model's to fix).
     ToolError(String),
+    /// A result that is not the call's: a 2026-07-28 `input_required` asking for consent.
+    Answer(Box<serde_json::value::RawValue>),
+    /// The client cancelled the call while it was held: nothing is answered.
+    Cancelled,
 }
 
 impl From<ErrorObject> for Refused {
@@ -77,6 +90,8 @@ impl Refused {
                     json!({ "content": [{ "type": "text", "text": text }], "isError": true });
                 Outcome::Reply(Reply::Result(crate::mcp::raw(&result)))
             }
+            Refused::Answer(result) => Outcome::Reply(Reply::Result(result)),
+            Refused::Cancelled => Outcome::Cancelled,
         }
     }
 }
@@ -183,18 +198,49 @@ impl Session {
             ));
         }
 
+        // 3b. A tool whose definition is not the one pinned (a rug pull, a rename) is
+        // withheld: the caller learns why and what to run.
+        if call.kind == Kind::Tool
+            && let Some(withheld) = self.withheld_definition(&conn, &upstream_name).await
+        {
+            let reason = format!(
+                "tool {:?} of server {server:?} is withheld: {}",
+                call.name, withheld.reason
+            );
+            self.refusal(call, &server, "withheld", &reason, None);
+            return Err(ErrorObject::new(
+                codes::POLICY_DENIED,
+                format!("{reason}. The call was not made."),
+            )
+            .with_data(json!({ "withheld": {
+                "server": server, "tool": upstream_name, "status": withheld.status,
+            }}))
+            .into());
+        }
+
+        // 3c. A tool the description scan withholds (`scanning`): refused with the finding.
+        if call.kind == Kind::Tool
+            && let Some(refused) = self
+                .scan_refusal(call, &server, &upstream_name, &conn)
+                .await
+        {
+            return Err(refused.into());
+        }
+
         // 4. The arguments (or the resource) are what the upstream declared. Checked before
         // the verdict is acted on: a malformed call gets the error that says how to fix it.
         if let Err(refused) = self.check_arguments(call, &listed) {
             let reason = match &refused {
                 Refused::ToolError(text) => text.clone(),
                 Refused::Error(e) => e.message.clone(),
+                Refused::Answer(_) | Refused::Cancelled => String::new(),
             };
             self.refusal(call, &server, "invalid", &reason, Some(&rule));
             return Err(refused);
         }
 
         // 5. The verdict.
+        let mut needs_consent = false;
         match &decision.verdict {
             Verdict::Allow => {}
             Verdict::Deny => {
@@ -206,15 +252,7 @@ impl Session {
                     denied(&decision),
                 ));
             }
-            Verdict::Consent => {
-                let err = ErrorObject::new(
-                    codes::POLICY_DENIED,
-                    format!(
-                        "{rule} requires a person's consent for this call, and this gateway cannot ask for consent yet; the call was not made"
-                    ),
-                );
-                return Err(self.refuse_decision(call, &decision, &rule, "consent", err));
-            }
+            Verdict::Consent => needs_consent = true,
             Verdict::InsufficientScope { missing } => {
                 let err = ErrorObject::new(
                     codes::INSUFFICIENT_SCOPE,
@@ -231,6 +269,23 @@ impl Session {
                     "insufficient_scope",
                     err,
                 ));
+            }
+        }
+
+        // 5b. A credential in the arguments of an open-world tool (`[content]`): refused, or
+        // held for a person's consent as a consent rule's call is.
+        let mut consent_rule = rule.clone();
+        if let Some(reason) = self.secret_in_arguments(call, &server, &upstream_name, annotations) {
+            if reason.needs_consent {
+                needs_consent = true;
+                consent_rule = format!("{rule}; {}", reason.text);
+            } else {
+                self.refusal(call, &server, "deny", &reason.text, Some(&rule));
+                return Err(ErrorObject::new(
+                    codes::POLICY_DENIED,
+                    format!("{}; the call was not made", reason.text),
+                )
+                .into());
             }
         }
 
@@ -267,7 +322,16 @@ impl Session {
             }
         }
 
-        // 7. On the record before it leaves.
+        // 7. A person decides.
+        let mut reason = decision.reason.clone();
+        if needs_consent {
+            let how = self
+                .hold_for_consent(call, &decision, &consent_rule)
+                .await?;
+            reason = format!("{reason}; {how}");
+        }
+
+        // 8. On the record before it leaves.
         let entry = Entry {
             event: "decision",
             server: &server,
@@ -276,7 +340,7 @@ impl Session {
             args: call.args,
             decision: "allow",
             rule: Some(rule),
-            reason: decision.reason.clone(),
+            reason,
             latency: Some(started.elapsed()),
             trace: Some(policy.explain(&decision)),
         };
@@ -320,6 +384,17 @@ impl Session {
                 Ok(found.then_some(Listed::Resource))
             }
         }
+    }
+
+    /// Why the definition pins withhold tool `name` of `conn`'s server, if they do.
+    async fn withheld_definition(
+        &self,
+        conn: &Arc<UpstreamConn>,
+        name: &str,
+    ) -> Option<crate::upstream::definitions::Withheld> {
+        let guard = self.gateway.definitions(conn.server())?;
+        let listing = catalog::listing(conn, ListKind::Tools).await.ok()?;
+        guard.check_call(&listing, name).await
     }
 
     fn check_arguments(&self, call: &Call<'_>, listed: &Listed) -> Result<(), Refused> {
@@ -381,7 +456,7 @@ impl Session {
         );
     }
 
-    fn refuse_decision(
+    pub(super) fn refuse_decision(
         &self,
         call: &Call<'_>,
         decision: &Decision,
@@ -408,8 +483,16 @@ impl Session {
     }
 
     /// Records how a call that was made ended.
-    pub(super) fn note_outcome(&self, call: &Call<'_>, admission: &Admission, outcome: &Outcome) {
-        let (decision, reason) = match outcome {
+    /// `content` is what cleaning the answer found (`crate::content`): its kinds and counts
+    /// join the record's reason.
+    pub(super) fn note_outcome(
+        &self,
+        call: &Call<'_>,
+        admission: &Admission,
+        outcome: &Outcome,
+        content: &crate::content::Report,
+    ) {
+        let (decision, mut reason) = match outcome {
             Outcome::Reply(Reply::Result(_)) => ("ok", String::new()),
             Outcome::Reply(Reply::Error(e)) => {
                 ("upstream_error", e.get().chars().take(200).collect())
@@ -417,6 +500,10 @@ impl Session {
             Outcome::Error(e) => ("error", e.message.clone()),
             Outcome::Cancelled => ("cancelled", String::new()),
         };
+        if !content.is_empty() {
+            let sep = if reason.is_empty() { "" } else { "; " };
+            reason = format!("{reason}{sep}content: {content}");
+        }
         self.gateway.audit.note(
             self.audit_context(),
             Entry {

@@ -96,7 +96,13 @@ impl Session {
         let mut started = 0;
         for (member, result) in self.members.iter().zip(results) {
             match result {
-                Ok(_) => started += 1,
+                Ok(conn) => {
+                    if let Some(guard) = self.gateway.definitions(&member.server) {
+                        let instructions = conn.identity().and_then(|i| i.instructions.clone());
+                        guard.check_instructions(instructions.as_deref()).await;
+                    }
+                    started += 1;
+                }
                 // A server waiting for its user's authorization: the session starts (the
                 // first request for it answers with the link), it just is not live yet.
                 Err(crate::upstream::UpstreamError::AuthorizationRequired(_)) => {
@@ -135,6 +141,7 @@ impl Session {
                 .iter()
                 .filter_map(|(server, conn)| {
                     let i = conn.identity()?.instructions.as_deref()?;
+                    self.instructions_shown(server, i).then_some(())?;
                     Some(format!("## {server}\nTools and prompts of this server are named `{server}.<name>`.\n{i}"))
                 })
                 .collect();
@@ -148,7 +155,11 @@ impl Session {
                 .unwrap_or_else(
                     || json!({ "name": mcp::GATEWAY_NAME, "version": mcp::GATEWAY_VERSION }),
                 );
-            (info, identity.and_then(|i| i.instructions))
+            let server = live.first().map(|(s, _)| s.clone());
+            let instructions = identity
+                .and_then(|i| i.instructions.clone())
+                .filter(|text| server.is_some_and(|s| self.instructions_shown(&s, text)));
+            (info, instructions)
         };
         let mut out = Map::new();
         match version {
@@ -176,6 +187,16 @@ impl Session {
             out.insert("instructions".into(), Value::String(text));
         }
         Value::Object(out)
+    }
+
+    /// Whether `server`'s instructions may be told to the client: not when they differ
+    /// from their pin (`upstream::definitions`), nor when the description scan blocks them
+    /// (`scanning`).
+    fn instructions_shown(&self, server: &str, text: &str) -> bool {
+        self.gateway
+            .definitions(server)
+            .is_none_or(|guard| guard.instructions_shown(text))
+            && self.scan_shows_instructions(server, text)
     }
 
     /// The `server/discover` answer; starts the route's upstreams if they are not up.

@@ -19,6 +19,7 @@ use crate::json::{RawObject, raw_array, to_raw_array};
 use crate::mcp;
 use crate::upstream::Reply;
 use crate::upstream::catalog::{self, ListKind, Listing, item_name};
+use crate::upstream::definitions::Review;
 
 pub(super) fn policy_kind(kind: ListKind) -> Kind {
     match kind {
@@ -50,6 +51,11 @@ fn tool_annotations(item: &RawValue) -> Option<serde_json::Value> {
         .filter(serde_json::Value::is_object)
 }
 
+/// Whether the definitions review of a tools list withholds `name`.
+fn withheld(review: Option<&Review>, name: &str) -> bool {
+    review.is_some_and(|r| r.withheld(name).is_some())
+}
+
 fn has_cursor(params: Option<&RawValue>) -> bool {
     params
         .and_then(|p| RawObject::parse(p).ok())
@@ -70,8 +76,9 @@ impl Session {
         }
     }
 
-    /// Whether the principal may see `item` (named `name`) of `server`'s list. A tool's
-    /// annotations are read when a rule's condition looks at them.
+    /// Whether the principal may see `item` (named `name`) of `server`'s list, and the
+    /// description scan does not withhold it. A tool's annotations are read when a rule's
+    /// condition looks at them.
     fn visible(&self, server: &str, kind: ListKind, name: &str, item: &RawValue) -> bool {
         let policy = self.gateway.policy();
         let annotations = (kind == ListKind::Tools && policy.reads_annotations())
@@ -83,7 +90,7 @@ impl Session {
             policy_kind(kind),
             name,
             annotations.as_ref(),
-        )
+        ) && !self.scan_withholds(server, kind, name, item)
     }
 
     async fn list_single(
@@ -126,12 +133,18 @@ impl Session {
             return Outcome::Reply(Reply::Result(result));
         };
         let names: Vec<Option<String>> = items.iter().map(|it| item_name(kind, it)).collect();
+        // Tools whose definitions are not the pinned ones are withheld (rug pulls).
+        let review = match self.gateway.definitions(&server) {
+            Some(guard) if kind == ListKind::Tools => Some(guard.review(&items).await),
+            _ => None,
+        };
         let keep: Vec<bool> = names
             .iter()
             .zip(&items)
             .map(|(n, item)| {
-                n.as_deref()
-                    .is_some_and(|n| self.visible(&server, kind, n, item))
+                n.as_deref().is_some_and(|n| {
+                    self.visible(&server, kind, n, item) && !withheld(review.as_deref(), n)
+                })
             })
             .collect();
         let hidden = keep.iter().filter(|k| !**k).count();
@@ -151,8 +164,11 @@ impl Session {
                 .collect()
         };
         if complete {
-            conn.catalog()
-                .store(kind, Arc::new(Listing::new(kind, items)));
+            let listing = Listing::new(kind, items);
+            if let Some(review) = review {
+                listing.set_definitions_review(review);
+            }
+            conn.catalog().store(kind, Arc::new(listing));
         }
         if all_kept {
             return Outcome::Reply(Reply::Result(result));
@@ -189,6 +205,11 @@ impl Session {
                 .await
                 .map_err(|e| e.to_string())?;
             let listing = Arc::new(listing);
+            if let Some(guard) = self.gateway.definitions(&m.server)
+                && kind == ListKind::Tools
+            {
+                guard.review_listing(&listing).await;
+            }
             conn.catalog().store(kind, listing.clone());
             Ok::<_, String>(Some(listing))
         });
@@ -212,11 +233,14 @@ impl Session {
                     }
                 },
             };
+            let review = listing.definitions_review();
             for item in &listing.items {
                 let Some(name) = item_name(kind, item) else {
                     continue;
                 };
-                if !self.visible(&member.server, kind, &name, item) {
+                if !self.visible(&member.server, kind, &name, item)
+                    || withheld(review.as_deref(), &name)
+                {
                     continue;
                 }
                 let Ok(mut obj) = RawObject::parse(item) else {

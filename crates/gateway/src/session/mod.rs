@@ -10,6 +10,8 @@
 
 mod admission;
 mod caller;
+mod consent_step;
+mod content_step;
 mod init;
 mod lists;
 mod mrtr;
@@ -17,6 +19,7 @@ pub mod outbound;
 pub(crate) use caller::{as_caller, caller_token};
 mod relay;
 mod roots;
+mod scanning;
 mod upstream_traffic;
 
 use std::collections::HashMap;
@@ -31,6 +34,7 @@ use serde_json::{Map, Value};
 pub use init::InitOutcome;
 pub use mrtr::ParkedCalls;
 pub use outbound::Outbound;
+pub use scanning::{ScanVerdict, Scans};
 
 use crate::gateway::Gateway;
 use crate::mcp;
@@ -86,6 +90,8 @@ struct SessionState {
     inputs: HashMap<Id, mrtr::InputChannel>,
     /// A stateful client's roots, for servers with configured roots (see `roots`).
     client_roots: roots::ClientRootsCache,
+    /// Calls held for consent, by request id: cancelling one stops its wait.
+    held: HashMap<Id, tokio::sync::oneshot::Sender<()>>,
 }
 
 /// A client request in flight upstream. If the wait for it is abandoned before the answer —
@@ -352,6 +358,9 @@ impl Session {
     /// Cancels one of this session's own requests that is in flight upstream (any other id
     /// is ignored: a client can only ever cancel its own work).
     pub async fn cancel_inflight(&self, id: &Id, reason: &str) {
+        if let Some(held) = self.lock().held.remove(id) {
+            let _ = held.send(());
+        }
         let inflight = self.lock().inflight.remove(id);
         if let Some(r) = inflight
             && let Some(conn) = r.conn.upgrade()

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use super::Session;
 use super::admission::Call;
+use super::consent_step::ConsentContext;
 use crate::json::RawObject;
 use crate::mcp::{self, raw_error_envelope};
 use crate::upstream::catalog::ListKind;
@@ -121,6 +122,7 @@ impl Session {
             && let Some(token) = super::mrtr::our_token(params.as_deref())
         {
             let outcome = self.resume(&id, &method, params.as_deref(), &token).await;
+            let outcome = self.clean_resumed(&method, params.as_deref(), outcome);
             return self.finish(id, &method, outcome);
         }
         let outcome = match method.as_str() {
@@ -360,16 +362,19 @@ impl Session {
             Ok(args) => args,
             Err(e) => return e.into(),
         };
+        let consent = ConsentContext::new(id, method, &obj);
         let call = Call {
             method,
             kind,
             name: &name,
             args: args.as_ref(),
+            consent: &consent,
         };
         let admission = match self.admit(&call).await {
             Ok(admission) => admission,
             Err(refused) => return refused.into_outcome(),
         };
+        let params = consent.strip(&mut obj, params);
         let params = if self.route.is_virtual() {
             obj.set_str("name", &admission.upstream_name);
             Some(obj.to_raw())
@@ -377,7 +382,9 @@ impl Session {
             params
         };
         let outcome = self.forward(id, &admission.conn, method, params).await;
-        self.note_outcome(&call, &admission, &outcome);
+        let (outcome, content) =
+            self.clean_outcome(method, &admission.server, &admission.upstream_name, outcome);
+        self.note_outcome(&call, &admission, &outcome, &content);
         outcome
     }
 
@@ -392,16 +399,19 @@ impl Session {
             Ok(p) => p,
             Err(e) => return e.into(),
         };
+        let consent = ConsentContext::new(id, method, &obj);
         let call = Call {
             method,
             kind: Kind::Resource,
             name: &uri,
             args: None,
+            consent: &consent,
         };
         let admission = match self.admit(&call).await {
             Ok(admission) => admission,
             Err(refused) => return refused.into_outcome(),
         };
+        let params = consent.strip(&mut obj, params);
         let (conn, upstream_uri) = (&admission.conn, admission.upstream_name.as_str());
         if method == mcp::RESOURCES_SUBSCRIBE {
             // Updates arrive on the upstream's own stream: make sure it is open.
@@ -414,7 +424,9 @@ impl Session {
             params
         };
         let outcome = self.forward(id, conn, method, params).await;
-        self.note_outcome(&call, &admission, &outcome);
+        let (outcome, content) =
+            self.clean_outcome(method, &admission.server, &admission.upstream_name, outcome);
+        self.note_outcome(&call, &admission, &outcome, &content);
         match outcome {
             // The upstream's own "not found" (worded its own way) would tell a URI that does
             // not exist from one the policy hides: answer both with the gateway's error.
@@ -481,11 +493,13 @@ impl Session {
         let Some(name) = reference.get_str(key) else {
             return invalid_params(format!("params.ref.{key} must be a string")).into();
         };
+        let consent = ConsentContext::new(id, method, &obj);
         let call = Call {
             method,
             kind,
             name: &name,
             args: None,
+            consent: &consent,
         };
         let admission = match self.admit(&call).await {
             Ok(admission) => admission,
@@ -499,7 +513,9 @@ impl Session {
             params
         };
         let outcome = self.forward(id, &admission.conn, method, params).await;
-        self.note_outcome(&call, &admission, &outcome);
+        let (outcome, content) =
+            self.clean_outcome(method, &admission.server, &admission.upstream_name, outcome);
+        self.note_outcome(&call, &admission, &outcome, &content);
         outcome
     }
 

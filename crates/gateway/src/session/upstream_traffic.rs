@@ -139,9 +139,11 @@ impl Session {
                 msg.params = Some(params.to_raw());
                 Some(msg)
             }
-            mcp::NOTIFICATION_PROGRESS
-            | mcp::NOTIFICATION_MESSAGE
-            | mcp::NOTIFICATION_TOOLS_LIST_CHANGED
+            // Text a person or a model reads: cleaned (`content_step`).
+            mcp::NOTIFICATION_PROGRESS | mcp::NOTIFICATION_MESSAGE => {
+                self.clean_notification(server, msg)
+            }
+            mcp::NOTIFICATION_TOOLS_LIST_CHANGED
             | mcp::NOTIFICATION_PROMPTS_LIST_CHANGED
             | mcp::NOTIFICATION_RESOURCES_LIST_CHANGED
             | mcp::NOTIFICATION_ELICITATION_COMPLETE => Some(msg),

@@ -2,4 +2,5 @@
 
 pub mod era;
 pub mod http;
+pub mod pages;
 pub mod stdio;

@@ -89,6 +89,8 @@ pub struct Listing {
     parsed: Vec<OnceLock<Option<Arc<Definition>>>>,
     /// For a templates list: the matcher of its templates, built on first use.
     template_index: OnceLock<ResourceIndex>,
+    /// For a tools list: what the definition pins said about it ([`super::definitions`]).
+    definitions: Mutex<Option<Arc<super::definitions::Review>>>,
 }
 
 impl Listing {
@@ -105,7 +107,20 @@ impl Listing {
             by_name,
             parsed,
             template_index: OnceLock::new(),
+            definitions: Mutex::new(None),
         }
+    }
+
+    /// The definitions review of this tools list, once made.
+    pub fn definitions_review(&self) -> Option<Arc<super::definitions::Review>> {
+        self.definitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_definitions_review(&self, review: Arc<super::definitions::Review>) {
+        *self.definitions.lock().unwrap_or_else(|p| p.into_inner()) = Some(review);
     }
 
     pub fn contains(&self, name: &str) -> bool {

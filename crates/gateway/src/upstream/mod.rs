@@ -13,11 +13,13 @@
 //! - [`http`]: a Streamable HTTP server, reached through the egress client.
 //! - [`handshake`]: `initialize` (stateful era) or `server/discover` (2026-07-28).
 //! - [`pinning`]: the launch check against the pin `portcullis trust` stored.
+//! - [`definitions`]: tool definitions and instructions pinned against rug pulls.
 //! - [`slot`]: lazy start, and restart with backoff after a crash.
 
 pub mod catalog;
 pub mod confine;
 pub mod conn;
+pub mod definitions;
 pub mod handshake;
 pub mod http;
 pub mod pinning;

@@ -36,6 +36,9 @@ pub struct UpstreamSpec {
     /// The launch check of a stdio server (set by the gateway, which holds the store);
     /// `None` for HTTP servers and with `pinning = "off"`.
     pub launch_guard: Option<Arc<LaunchGuard>>,
+    /// The definition pins of its tools and instructions (set by the gateway); `None` with
+    /// `definitions = "off"`.
+    pub definitions: Option<Arc<super::definitions::DefinitionGuard>>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +99,7 @@ impl UpstreamSpec {
             max_backoff,
             max_message_bytes,
             launch_guard: None,
+            definitions: None,
         })
     }
 

@@ -152,10 +152,30 @@ fn spawn_until(mut cmd: Command, marker: &str, dir: &Path) -> (Proc, String) {
 /// at the test target's scratch directory instead of the user's `~/.local/state`. Every
 /// gateway a test starts, directly or through a peer that launches it, goes through this.
 pub fn isolate_state(cmd: &mut Command) -> &mut Command {
-    cmd.env(
-        "XDG_STATE_HOME",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("state"),
-    )
+    cmd.env("XDG_STATE_HOME", test_state_home())
+}
+
+/// The default state directory of this test process, `<tmp>/state-runs/<pid>`: one per
+/// process, because the definitions one test binary's servers get pinned under a name (the
+/// gateway pins tool definitions on first sight) must not meet another binary's server of
+/// the same name, nor a later run's after a server changed. Directories of test processes
+/// that are gone are removed the first time.
+fn test_state_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("state-runs");
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let gone = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if gone {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        root.join(std::process::id().to_string())
+    })
 }
 
 /// The `[egress]` section the test gateways get when their config has none: the loopback
@@ -266,6 +286,30 @@ impl FixtureHttp {
             .trim()
             .to_owned();
         FixtureHttp { proc, url, dir }
+    }
+}
+
+/// A private directory for one test's state database, which outlives the gateways and
+/// commands the test runs on it (pins, grants and the audit log are state).
+pub struct StateDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl StateDir {
+    pub fn new() -> StateDir {
+        StateDir {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The database file.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("state.db")
+    }
+
+    /// `[gateway]` with `state` set to [`StateDir::db`], for the top of a config.
+    pub fn gateway_section(&self) -> String {
+        format!("[gateway]\nstate = \"sqlite:{}\"\n\n", self.db().display())
     }
 }
 

@@ -16,8 +16,9 @@ use portcullis_gateway::upstream::handshake::Era;
 use portcullis_guard::{Invalid, ResourceIndex, check_prompt_arguments};
 use portcullis_policy::Kind;
 use portcullis_store::{
-    AuditQuery, AuditRecord, BoxFuture, GENESIS_HASH, GrantKey, GrantRow, LaunchPin, SqliteStore,
-    Store, StoreError, StoredRecord, VerifyOutcome,
+    ApprovalKey, AuditQuery, AuditRecord, BoxFuture, DefinitionKey, DefinitionPin, GENESIS_HASH,
+    GrantKey, GrantRow, LaunchPin, RememberedApproval, SqliteStore, Store, StoreError,
+    StoredRecord, VerifyOutcome,
 };
 use serde_json::{Map, Value, json};
 
@@ -27,8 +28,6 @@ use crate::cli::text::clean;
 /// The longest `explain` waits for an upstream to start and list (less when the server's
 /// own `timeout` is shorter).
 const UPSTREAM_WAIT: Duration = Duration::from_secs(30);
-/// How long a stdio upstream gets to exit after `explain` is done with it.
-const CHILD_EXIT_WAIT: Duration = Duration::from_secs(3);
 
 /// What the gateway's own checks (besides the policy) say about the call.
 pub(super) enum Check {
@@ -239,17 +238,7 @@ pub(super) fn list_upstream(config: &Config, target: &Target) -> Result<Vec<Arc<
         let gateway = Gateway::with_store(config.clone(), Arc::new(NoAudit::new(config)))
             .map_err(|e| format!("upstream unavailable: {e}"))?;
         let listed = tokio::time::timeout(wait, fetch(&gateway, &target.server, target.kind)).await;
-        gateway.shutdown().await;
-        drop(gateway);
-        if is_stdio {
-            // The child is stopped by a task (stdin closed, then signals to its process
-            // group); let it finish rather than cut it short when the runtime ends.
-            let deadline = tokio::time::Instant::now() + CHILD_EXIT_WAIT;
-            let metrics = tokio::runtime::Handle::current().metrics();
-            while metrics.num_alive_tasks() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+        crate::cli::trust::connect::stop(gateway, is_stdio).await;
         match listed {
             Ok(result) => result,
             Err(_) => Err(format!(
@@ -284,12 +273,12 @@ async fn fetch(
 /// so it has nothing to record, and must not create the real state database. Launch pins
 /// are read from it (opened read-only, when it exists): a server is started for its lists
 /// only when its launch is trusted, as `serve` would start it.
-struct NoAudit {
+pub(crate) struct NoAudit {
     pins: Option<Arc<SqliteStore>>,
 }
 
 impl NoAudit {
-    fn new(config: &Config) -> NoAudit {
+    pub(crate) fn new(config: &Config) -> NoAudit {
         let portcullis_gateway::config::StateLocation::Sqlite(path) = &config.gateway.state;
         let pins = path
             .exists()
@@ -361,6 +350,52 @@ impl Store for NoAudit {
     }
 
     fn remove_clients(&self, _: &str) -> Result<usize, StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    fn definition_pins(&self, identity: &str) -> Result<Vec<DefinitionPin>, StoreError> {
+        match &self.pins {
+            Some(store) => store.definition_pins(identity),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn update_definition_pins(
+        &self,
+        _: &str,
+        _: &[DefinitionPin],
+        _: &[DefinitionKey],
+    ) -> Result<(), StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    fn remove_definition_pins(&self, _: &str) -> Result<usize, StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    // `explain` calls no tool, so no consent is asked or remembered.
+    fn put_approval(&self, _: &RememberedApproval) -> Result<(), StoreError> {
+        Err(StoreError::ReadOnly)
+    }
+
+    fn find_approval(
+        &self,
+        _: &ApprovalKey,
+        _: i64,
+    ) -> Result<Option<RememberedApproval>, StoreError> {
+        Ok(None)
+    }
+
+    fn list_approvals(&self, _: i64) -> Result<Vec<RememberedApproval>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn remove_approvals(
+        &self,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: i64,
+    ) -> Result<usize, StoreError> {
         Err(StoreError::ReadOnly)
     }
 }

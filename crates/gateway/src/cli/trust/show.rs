@@ -197,7 +197,7 @@ impl Report<'_> {
         }
     }
 
-    pub fn json(&self) -> String {
+    pub fn json(&self) -> Value {
         let r = self.review;
         let fp = &r.fingerprint;
         let runs = match &r.target {
@@ -240,7 +240,7 @@ impl Report<'_> {
                     .map(|c| format!("{c:#}")).collect::<Vec<_>>(),
             }),
         };
-        let doc = json!({
+        json!({
             "server": self.server,
             "argv": fp.argv,
             "cwd": self.stdio.cwd,
@@ -256,8 +256,7 @@ impl Report<'_> {
                 .map(|f| json!({ "severity": f.severity.as_str(), "message": f.message }))
                 .collect::<Vec<_>>(),
             "pin": pin,
-        });
-        format!("{doc}\n")
+        })
     }
 }
 

@@ -14,7 +14,15 @@ fn unknown_key_is_reported_at_the_key_by_toml() {
 fn unknown_top_level_table_is_reported() {
     assert_eq!(
         error("[gatway]\nlisten = \"127.0.0.1:1\"\n"),
-        "1:2: unknown field `gatway`, expected one of `gateway`, `auth`, `log`, `audit`, `limits`, `egress`, `servers`, `virtual`, `rules`"
+        "1:2: unknown field `gatway`, expected one of `gateway`, `auth`, `log`, `audit`, `limits`, `egress`, `approvals`, `content`, `servers`, `virtual`, `rules`"
+    );
+}
+
+#[test]
+fn an_unknown_definitions_mode_is_reported_with_the_choices() {
+    assert_eq!(
+        error(&format!("{SERVER}definitions = \"required\"\n")),
+        "3:15: unknown definitions mode \"required\" for servers.files.definitions: use \"tofu\", \"strict\" or \"off\""
     );
 }
 
@@ -460,7 +468,7 @@ fn misspelt_rule_and_virtual_keys_are_reported() {
         errors(&text),
         [
             "5:1: unknown field `on_failure`, expected `servers` or `on_upstream_failure`",
-            "8:1: unknown field `tool`, expected one of `server`, `tools`, `prompts`, `resources`, `principals`, `when`, `scopes`, `paths`, `roots`, `urls`, `hosts`, `max_arg_bytes`, `rate`, `burst`, `effect`",
+            "8:1: unknown field `tool`, expected one of `server`, `tools`, `prompts`, `resources`, `principals`, `when`, `scopes`, `paths`, `roots`, `urls`, `hosts`, `max_arg_bytes`, `rate`, `burst`, `effect`, `consent`",
         ]
     );
 }

@@ -67,6 +67,25 @@ burst = 20
 allow = ["10.1.2.3/32", "idp.internal:443", "127.0.0.1:8080"]
 http = ["127.0.0.1", "localhost"]
 
+[content]
+sanitize = "escape"
+redact = true
+secrets_in_arguments = "consent"
+
+[[content.allow]]
+server = "files"
+tools = ["read_*"]
+kinds = ["jwt"]
+values = ["not-a-secret-0123456789"]
+
+[[content.open_world]]
+server = "tickets"
+tools = ["create_*"]
+
+[approvals]
+admin_token = { env = "PORTCULLIS_ADMIN_TOKEN" }
+max_pending = 100
+
 [servers.files]
 command = ["files-server", "/srv"]
 cwd = "/srv"
@@ -78,10 +97,13 @@ restart = { max_backoff = "30s" }
 roots = ["/srv"]
 pinning = "required"
 sandbox = { read = ["/opt/data"], write = ["/srv/out"], network = { allow = ["api.example.com:443"] }, memory = "512M", processes = 64, files = 256, cpu_seconds = 600, required = true }
+consent = { channels = ["approvals", "tty"], timeout = "5m", trust_elicitation = false, remember = ["once", "session", "always"], for_tool = true, always_ttl = "8h" }
 
 [servers.tickets]
 url = "https://tickets.example.com/mcp"
 credential = { bearer_env = "TICKETS_TOKEN" }
+definitions = "strict"
+scan = { warn = "medium", block = "critical" }
 
 [virtual.work]
 servers = ["files", "tickets"]
@@ -108,6 +130,12 @@ max_arg_bytes = "64KiB"
 rate = "10/minute"
 burst = 5
 effect = "allow"
+
+[[rules]]
+server = "files"
+tools = ["write_*"]
+effect = "consent"
+consent = { channels = ["elicitation", "approvals"], timeout = "2m", trust_elicitation = true, remember = ["once", "session"], for_tool = false, always_ttl = "1h" }
 "#;
 
 /// A deserializer that only records which fields a struct asks for.
@@ -174,12 +202,31 @@ fn keys_list_matches_the_serde_structs_exactly() {
     from_structs.extend(fields::<RawAudit>("audit."));
     from_structs.extend(fields::<RawLimits>("limits."));
     from_structs.extend(fields::<crate::config::egress::RawEgress>("egress."));
+    from_structs.extend(fields::<crate::config::content::RawContent>("content."));
+    from_structs.extend(fields::<crate::config::content::RawContentAllow>(
+        "content.allow.",
+    ));
+    from_structs.extend(fields::<crate::config::content::RawOpenWorld>(
+        "content.open_world.",
+    ));
+    from_structs.extend(fields::<crate::config::approvals::RawApprovals>(
+        "approvals.",
+    ));
     from_structs.extend(fields::<RawServer>("servers.<name>."));
     from_structs.extend(fields::<RawEnv>("servers.<name>.env."));
     from_structs.extend(fields::<RawRestart>("servers.<name>.restart."));
     from_structs.extend(fields::<RawSandbox>("servers.<name>.sandbox."));
     from_structs.extend(fields::<RawVirtual>("virtual.<name>."));
     from_structs.extend(fields::<RawRule>("rules."));
+    from_structs.extend(fields::<crate::config::scan::RawScan>(
+        "servers.<name>.scan.",
+    ));
+    from_structs.extend(fields::<crate::config::consent::RawConsent>(
+        "servers.<name>.consent.",
+    ));
+    from_structs.extend(fields::<crate::config::consent::RawConsent>(
+        "rules.consent.",
+    ));
     let listed: BTreeSet<String> = KEYS.iter().map(|k| k.to_string()).collect();
     assert_eq!(listed.len(), KEYS.len(), "KEYS has duplicates");
     assert_eq!(from_structs, listed);
@@ -219,13 +266,14 @@ fn paths(prefix: &str, value: &DeValue<'_>, out: &mut BTreeSet<String>) {
                 if !path.ends_with("env.set")
                     && !path.ends_with("env.secrets")
                     && !path.ends_with(".credential")
+                    && path != "approvals.admin_token"
                     && !path.ends_with("sandbox.network")
                 {
                     paths(&path, v.get_ref(), out);
                 }
             }
         }
-        DeValue::Array(items) if prefix == "rules" => {
+        DeValue::Array(items) if prefix == "rules" || prefix.starts_with("content.") => {
             for item in items.iter() {
                 paths(prefix, item.get_ref(), out);
             }

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use super::{Config, ConfigError, ConfigSource};
 
+mod approvals;
 mod auth;
+mod consent;
+mod content;
 mod egress;
 mod errors;
 mod examples;
@@ -13,6 +16,7 @@ mod net_values;
 mod render;
 mod roots;
 mod rule_parts;
+mod scan;
 mod sections;
 mod units;
 mod warnings;

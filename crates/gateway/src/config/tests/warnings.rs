@@ -83,6 +83,27 @@ fn shared_instances_warn() {
 }
 
 #[test]
+fn definition_pinning_turned_off_warns() {
+    let w = warnings(&ALLOWED.replace(
+        "command = [\"x\"]\n",
+        "command = [\"x\"]\ndefinitions = \"off\"\n",
+    ));
+    assert_eq!(
+        w,
+        [
+            "server \"files\" has definitions = \"off\": a tool whose description or schema changes after it was trusted (a rug pull), or that reappears under another name, is listed and callable at once"
+        ]
+    );
+    assert!(
+        warnings(&ALLOWED.replace(
+            "command = [\"x\"]\n",
+            "command = [\"x\"]\ndefinitions = \"strict\"\n"
+        ))
+        .is_empty()
+    );
+}
+
+#[test]
 fn a_rule_shadowed_by_an_earlier_match_all_warns() {
     let text = format!(
         "{SERVER}[[rules]]\nserver = \"files\"\ntools = [\"*\"]\neffect = \"deny\"\n\n[[rules]]\nserver = \"files\"\ntools = [\"read_*\"]\neffect = \"allow\"\n\n[[rules]]\nprompts = [\"*\"]\neffect = \"allow\"\n"
@@ -148,9 +169,9 @@ fn rules_that_cannot_do_what_they_look_like_warn() {
         warnings(&text),
         [
             "rule 2 (test.toml:7) denies by the call's arguments, which are unknown until the call: it cannot hide what it denies from tools/list",
-            "rule 3 (test.toml:12) asks for a person's consent, which is not available yet: every call it matches is refused with an error",
             "rule 4 (test.toml:16) trusts tool.annotations, which the upstream server supplies: a server can claim readOnlyHint for a tool that writes",
             "rule 5 (test.toml:21) allows file: resources by glob alone: a URI with .. or %2e%2e can match the glob and name a file elsewhere; add paths = [\"uri\"] and roots",
+            "rule 3 (test.toml:12) can never be approved on \"files\": no consent channel there can reach a person ([approvals] is not configured; a client's own answer only refuses without consent.trust_elicitation = true; tty needs portcullis stdio)",
         ]
     );
     let guarded = format!(

@@ -118,8 +118,8 @@ pub fn router(gateway: Arc<Gateway>, auth: Option<auth::TokenGate>) -> (Router, 
         // Bodies are read with the gateway's own limit, to answer 413 with a JSON-RPC error.
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
-    // The per-user OAuth pages (`/oauth/…`), when some server uses them.
-    let router = match crate::oauth::pages::router(&gateway) {
+    // The pages for people (`/oauth/…`, `/approvals`), when the config calls for them.
+    let router = match super::pages::router(&gateway) {
         Some(pages) => router.merge(pages),
         None => router,
     };
@@ -147,12 +147,10 @@ pub async fn serve(gateway: Arc<Gateway>) -> anyhow::Result<()> {
         "http"
     };
     print_routes(&gateway, addr, scheme);
-    if let Some(ua) = &gateway.user_auth
-        && addr.ip().is_loopback()
-    {
+    if addr.ip().is_loopback() {
         // The pages' address, unless `gateway.public_url` already gave it. Beyond loopback
         // only `public_url` can say how browsers reach the gateway.
-        ua.set_base(format!("{scheme}://{}", display_host(addr)));
+        super::pages::set_base(&gateway, &format!("{scheme}://{}", display_host(addr)));
     }
     let gate = auth::gate(&gateway).await?;
     let (router, state) = router(gateway.clone(), gate);
