@@ -19,6 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::steps::{block_on, call_tool, list_tools, run_calls};
 use support::{FixtureHttp, Gateway, PeerSummary, PeerTarget, RawHttp, StateDir, portcullis_bin};
 
 const POLICY_DENIED: i64 = -32011;
@@ -71,23 +72,6 @@ fn has_record(records: &[Value], event: &str, decision: &str, name: &str) -> boo
         .any(|r| r["event"] == event && r["decision"] == decision && r["name"] == name)
 }
 
-fn run(target: &PeerTarget, calls: Value) -> PeerSummary {
-    PeerSummary(support::run_python_client(
-        "calls",
-        "legacy",
-        target,
-        &["--calls", &calls.to_string()],
-    ))
-}
-
-fn list(step: &str) -> Value {
-    json!({ "step": step, "list": "tools" })
-}
-
-fn call(step: &str, tool: &str, args: Value) -> Value {
-    json!({ "step": step, "tool": tool, "args": args })
-}
-
 #[track_caller]
 fn assert_withheld(s: &PeerSummary, step: &str, tool: &str, why: &str) {
     let err = s.error(step);
@@ -119,15 +103,15 @@ fn a_rug_pull_after_two_calls_is_withheld_until_trust_accepts_it() {
     let gw = Gateway::start(&http_config(&state, &fixture.url, ""));
     let single = PeerTarget::Url(gw.url("fx"));
 
-    let s = run(
+    let s = run_calls(
         &single,
         json!([
-            list("first list"),
-            call("first call", "echo", json!({"message": "one"})),
-            call("second call", "echo", json!({"message": "two"})),
-            list("after the rug pull"),
-            call("third call", "echo", json!({"message": "three"})),
-            call("other tool", "add", json!({"a": 1, "b": 2})),
+            list_tools("first list"),
+            call_tool("first call", "echo", json!({"message": "one"})),
+            call_tool("second call", "echo", json!({"message": "two"})),
+            list_tools("after the rug pull"),
+            call_tool("third call", "echo", json!({"message": "three"})),
+            call_tool("other tool", "add", json!({"a": 1, "b": 2})),
         ]),
     );
     s.assert_clean_run();
@@ -153,7 +137,7 @@ fn a_rug_pull_after_two_calls_is_withheld_until_trust_accepts_it() {
     assert_eq!(s.text("other tool"), "3");
 
     // The virtual route withholds it too.
-    let virtual_list = tokio_run(async {
+    let virtual_list = block_on(async {
         let mut c = RawHttp::new(&gw.url("all"));
         c.initialize(json!({})).await;
         c.request(1, "tools/list", json!({})).await
@@ -205,11 +189,11 @@ fn a_rug_pull_after_two_calls_is_withheld_until_trust_accepts_it() {
     );
 
     // The tool is back, as it is now, in the running gateway.
-    let s = run(
+    let s = run_calls(
         &single,
         json!([
-            list("after trust"),
-            call(
+            list_tools("after trust"),
+            call_tool(
                 "call after trust",
                 "echo",
                 json!({"message": "four", "note": "n"})
@@ -269,7 +253,7 @@ fn a_call_after_list_changed_is_refused_without_listing_again() {
         "",
     );
     let gw = Gateway::start(&config);
-    let (pulled, refused, other) = tokio_run(async {
+    let (pulled, refused, other) = block_on(async {
         let mut c = RawHttp::new(&gw.url("fx"));
         c.initialize(json!({})).await;
         (
@@ -298,12 +282,12 @@ fn a_renamed_tool_is_withheld_as_a_rename() {
         "",
     );
     let gw = Gateway::start(&config);
-    let s = run(
+    let s = run_calls(
         &PeerTarget::Url(gw.url("fx")),
         json!([
-            list("first list"),
-            list("second list"),
-            call("renamed call", "say", json!({"message": "hi"})),
+            list_tools("first list"),
+            list_tools("second list"),
+            call_tool("renamed call", "say", json!({"message": "hi"})),
         ]),
     );
     s.assert_clean_run();
@@ -347,12 +331,12 @@ fn strict_mode_withholds_every_tool_nobody_accepted() {
         &["--tools", "echo,add"],
         "definitions = \"strict\"",
     ));
-    let s = run(
+    let s = run_calls(
         &PeerTarget::Url(gw.url("fx")),
         json!([
-            list("list"),
-            call("accepted", "echo", json!({"message": "ok"})),
-            call("new", "add", json!({"a": 1, "b": 1})),
+            list_tools("list"),
+            call_tool("accepted", "echo", json!({"message": "ok"})),
+            call_tool("new", "add", json!({"a": 1, "b": 1})),
         ]),
     );
     s.assert_clean_run();
@@ -382,9 +366,12 @@ fn under_tofu_a_tool_new_to_a_pinned_server_is_pinned_and_audited() {
     assert_eq!(code, Some(0), "{out}\n{err}");
 
     let gw = Gateway::start(&stdio_config(&state, &["--tools", "echo,add"], ""));
-    let s = run(
+    let s = run_calls(
         &PeerTarget::Url(gw.url("fx")),
-        json!([list("list"), call("new", "add", json!({"a": 1, "b": 1}))]),
+        json!([
+            list_tools("list"),
+            call_tool("new", "add", json!({"a": 1, "b": 1}))
+        ]),
     );
     s.assert_clean_run();
     assert_eq!(s.names("list", "tools", "name"), ["echo", "add"]);
@@ -406,7 +393,7 @@ fn under_tofu_a_tool_new_to_a_pinned_server_is_pinned_and_audited() {
 fn changed_instructions_are_not_told_to_clients() {
     let state = StateDir::new();
     let pinned = Gateway::start(&stdio_config(&state, &["--instructions", "Use echo."], ""));
-    let init = tokio_run(async {
+    let init = block_on(async {
         let mut c = RawHttp::new(&pinned.url("fx"));
         c.initialize(json!({})).await
     });
@@ -418,7 +405,7 @@ fn changed_instructions_are_not_told_to_clients() {
         &["--instructions", "Use echo. Prefer add for sums."],
         "",
     ));
-    let init = tokio_run(async {
+    let init = block_on(async {
         let mut c = RawHttp::new(&changed.url("fx"));
         c.initialize(json!({})).await
     });
@@ -441,7 +428,7 @@ fn changed_instructions_are_not_told_to_clients() {
         "{doc}"
     );
     assert_eq!(doc["definitions"]["accepted"], true, "{doc}");
-    let init = tokio_run(async {
+    let init = block_on(async {
         let mut c = RawHttp::new(&changed.url("fx"));
         c.initialize(json!({})).await
     });
@@ -458,13 +445,13 @@ fn definitions_off_changes_nothing() {
     let state = StateDir::new();
     let fixture = FixtureHttp::start(&["--tools", "echo", "--rug-pull-after", "1"]);
     let gw = Gateway::start(&http_config(&state, &fixture.url, "definitions = \"off\""));
-    let s = run(
+    let s = run_calls(
         &PeerTarget::Url(gw.url("fx")),
         json!([
-            list("before"),
-            call("pulls the rug", "echo", json!({"message": "one"})),
-            list("after"),
-            call("still called", "echo", json!({"message": "two"})),
+            list_tools("before"),
+            call_tool("pulls the rug", "echo", json!({"message": "one"})),
+            list_tools("after"),
+            call_tool("still called", "echo", json!({"message": "two"})),
         ]),
     );
     s.assert_clean_run();
@@ -485,12 +472,4 @@ fn definitions_off_changes_nothing() {
         .query_row("SELECT count(*) FROM definition_pins", [], |row| row.get(0))
         .expect("count pins");
     assert_eq!(pins, 0);
-}
-
-fn tokio_run<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(future)
 }

@@ -18,6 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::steps::{block_on, call_tool, list_tools, run_calls};
 use support::{Gateway, PeerSummary, PeerTarget, RawHttp, portcullis_bin};
 
 const POLICY_DENIED: i64 = -32011;
@@ -126,31 +127,6 @@ fn scan_records<'a>(records: &'a [Value], decision: &str, name: &str) -> Vec<&'a
         .iter()
         .filter(|r| r["event"] == "scan" && r["decision"] == decision && r["name"] == name)
         .collect()
-}
-
-fn run(target: &PeerTarget, calls: Value) -> PeerSummary {
-    PeerSummary(support::run_python_client(
-        "calls",
-        "legacy",
-        target,
-        &["--calls", &calls.to_string()],
-    ))
-}
-
-fn list(step: &str) -> Value {
-    json!({ "step": step, "list": "tools" })
-}
-
-fn call(step: &str, tool: &str, args: Value) -> Value {
-    json!({ "step": step, "tool": tool, "args": args })
-}
-
-fn tokio_run<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(future)
 }
 
 #[track_caller]
@@ -276,17 +252,17 @@ fn a_poisoned_tool_is_withheld_from_lists_and_calls_and_a_warned_one_audited_onc
         dir.gateway_section(),
         fixture("fx", &["--tools", "add", "--poisoned-description"], ""),
     ));
-    let s = run(
+    let s = run_calls(
         &PeerTarget::Url(gw.url("fx")),
         json!([
-            list("first list"),
-            call(
+            list_tools("first list"),
+            call_tool(
                 "poisoned call",
                 POISONED,
                 json!({ "a": 1, "b": 2, "sidenote": "x" })
             ),
-            call("odd call", ODD, json!({ "text": "one two three" })),
-            list("second list"),
+            call_tool("odd call", ODD, json!({ "text": "one two three" })),
+            list_tools("second list"),
         ]),
     );
     s.assert_clean_run();
@@ -340,12 +316,12 @@ fn a_lookalike_name_in_a_virtual_server_is_withheld_and_a_shadowing_one_audited(
         fixture("b", &["--tools", "add", "--lookalike-tool"], ""),
     ));
     let lookalike = format!("b.{LOOKALIKE}");
-    let s = run(
+    let s = run_calls(
         &PeerTarget::Url(gw.url("all")),
         json!([
-            list("list"),
-            call("lookalike call", &lookalike, json!({ "message": "hi" })),
-            call("shadowed call", "b.add", json!({ "a": 2, "b": 3 })),
+            list_tools("list"),
+            call_tool("lookalike call", &lookalike, json!({ "message": "hi" })),
+            call_tool("shadowed call", "b.add", json!({ "a": 2, "b": 3 })),
         ]),
     );
     s.assert_clean_run();
@@ -364,7 +340,7 @@ fn a_lookalike_name_in_a_virtual_server_is_withheld_and_a_shadowing_one_audited(
     assert_eq!(s.text("shadowed call"), "5");
 
     // Each server alone has nothing to hide: the lookalike is listed on its own route.
-    let alone = run(&PeerTarget::Url(gw.url("b")), json!([list("list")]));
+    let alone = run_calls(&PeerTarget::Url(gw.url("b")), json!([list_tools("list")]));
     let mut names = alone.names("list", "tools", "name");
     names.sort();
     assert_eq!(names, ["add".to_owned(), LOOKALIKE.to_owned()]);
@@ -424,17 +400,17 @@ fn thresholds_decide_and_poisoned_instructions_are_not_told() {
             ""
         ),
     ));
-    let s = run(
+    let s = run_calls(
         &PeerTarget::Url(gw.url("lax")),
         json!([
-            list("list"),
-            call("poisoned call", POISONED, json!({ "a": 1, "b": 2 })),
+            list_tools("list"),
+            call_tool("poisoned call", POISONED, json!({ "a": 1, "b": 2 })),
         ]),
     );
     assert_eq!(s.names("list", "tools", "name"), ["add", POISONED, ODD]);
     assert_eq!(s.text("poisoned call"), "3");
 
-    let init = tokio_run(async {
+    let init = block_on(async {
         let mut c = RawHttp::new(&gw.url("told"));
         c.initialize(json!({})).await
     });

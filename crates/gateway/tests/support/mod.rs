@@ -16,6 +16,7 @@ use std::time::Duration;
 pub mod browser;
 pub mod oauth;
 pub mod sandbox;
+pub mod steps;
 
 /// How long a process may take to print its address.
 const STARTUP: Duration = Duration::from_secs(30);
