@@ -268,8 +268,29 @@ async fn a_user_connects_through_the_consent_page_and_the_call_carries_their_own
         page.contains(w.auth.issuer()),
         "names the authorization server: {page}"
     );
+    // The session listens on its standalone stream: once the person is done in the browser,
+    // it hears `notifications/elicitation/complete` for the id it was given, and nothing else
+    // about the flow.
+    let elicitation_id = first["error"]["data"]["elicitations"][0]["elicitationId"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let mut stream = alice.get_stream(&[]).await;
+    assert_eq!(stream.status, 200);
     let done = connect_in_browser(&mut browser, &url, ALICE.0).await;
     assert!(done.contains("Connected"), "callback page: {done}");
+    let event = stream
+        .next_within(std::time::Duration::from_secs(10))
+        .await
+        .expect("a notification in time")
+        .expect("the stream stays open");
+    let note: Value = serde_json::from_str(&event.data).expect("JSON");
+    assert_eq!(
+        note["method"], "notifications/elicitation/complete",
+        "{note}"
+    );
+    assert_eq!(note["params"], json!({ "elicitationId": elicitation_id }));
+    drop(stream);
 
     // The cookies the pages set are __Host-, Secure, HttpOnly, SameSite=Lax.
     let cookies = browser.cookies().await.expect("cookies");

@@ -17,6 +17,7 @@
 //! - [`vault`]: the grants, encrypted at rest in the state store; [`grants`]: the copy in
 //!   memory the request path reads.
 
+pub mod completion;
 pub mod grants;
 pub mod identity;
 pub mod pages;
@@ -85,6 +86,8 @@ pub struct UserAuthorization {
     servers: HashMap<String, Arc<ServerAuthorization>>,
     pub(crate) tickets: Tickets,
     pub(crate) pending: PendingAuthorizations,
+    /// The sessions waiting to hear that a URL elicitation completed.
+    pub completions: completion::CompletionWatchers,
     pub(crate) grants: Grants,
     pub(crate) egress: EgressClient,
     /// Where the gateway's pages are, e.g. `https://gw.example.com` (set once the listener
@@ -134,6 +137,7 @@ impl UserAuthorization {
         Ok(Some(UserAuthorization {
             servers,
             tickets: Tickets::default(),
+            completions: completion::CompletionWatchers::default(),
             pending: PendingAuthorizations::new(
                 DEFAULT_STATE_LIFETIME,
                 DEFAULT_MAX_PENDING,

@@ -437,6 +437,7 @@ pub async fn callback(
                 None,
                 String::new(),
             );
+            ua.completions.complete(&ticket.elicitation_id);
             let mut resp = message_page(
                 StatusCode::OK,
                 "Connected",

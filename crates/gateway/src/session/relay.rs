@@ -153,7 +153,40 @@ impl Session {
                 )),
             },
         };
+        self.watch_url_elicitation(&outcome);
         self.finish(id, &method, outcome)
+    }
+
+    /// A `-32042` told this session about a link: it hears when the person has finished
+    /// (`notifications/elicitation/complete`), if it can hear anything unsolicited.
+    fn watch_url_elicitation(&self, outcome: &Outcome) {
+        let Outcome::Error(e) = outcome else {
+            return;
+        };
+        if e.code != codes::URL_ELICITATION_REQUIRED
+            || self.modern
+            || !self.takes_url_elicitations()
+        {
+            return;
+        }
+        let Some(user_auth) = &self.gateway.user_auth else {
+            return;
+        };
+        let Some(data) = e
+            .data
+            .as_ref()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+        else {
+            return;
+        };
+        let ids = data["elicitations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|el| el["elicitationId"].as_str());
+        for id in ids {
+            user_auth.completions.watch(id, &self.outbound);
+        }
     }
 
     /// The response to a request, its result fitted to the client's era.
