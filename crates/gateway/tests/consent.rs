@@ -163,7 +163,7 @@ fn elicitation_consent_approves_denies_times_out_and_remembers_for_the_session_o
         { "step": "denied in the form", "tool": "echo", "args": { "message": "four" }, "answer": { "action": "accept", "content": { "decision": "deny" } } },
         { "step": "no answer", "tool": "echo", "args": { "message": "five" }, "answer": "hang" },
         { "step": "untrusted approval", "tool": "add", "args": { "a": 1, "b": 2 }, "answer": approve("once") },
-        { "step": "cancelled by the client", "tool": "echo", "args": { "message": "six" }, "answer": "hang", "timeout": 1 },
+        { "step": "cancelled by the client", "tool": "echo", "args": { "message": "six" }, "answer": "hang", "timeout": 1, "pause": 1 },
     ]);
     let summary = run_consent_peer(
         "legacy",

@@ -14,7 +14,9 @@ Steps, in order:
      "answer": {"action": "accept", "content": {"decision": "approve", "remember": "session"}}
                | "hang"                   (never answer: the gateway's timeout decides)
                | null                     (the form must not be asked: answer decline),
-     "progress": true}                    (send a progressToken and record progress)
+     "progress": true,                    (send a progressToken and record progress)
+     "timeout": s, "pause": s}            (give up on the call after s, cancelling it;
+                                          wait s after the step)
     {"step": "name", "manual": true, "tool": "echo", "args": {...}, "answer": {...},
      "retry_args": {...}, "tamper": true, "replay": true}
         2026-07-28 only: drives the input_required exchange by hand — the first call's
@@ -124,6 +126,10 @@ async def run(client: Client, peer: ConsentPeer, steps: Steps, plan: list[dict[s
             lambda: client.call_tool(step["tool"], step.get("args", {}), progress_callback=callback),
             timeout=step.get("timeout"),
         )
+        if step.get("pause"):
+            # Lets the gateway act on what the step left behind (a cancellation) before
+            # the next step, or the end of the session, says anything else.
+            await anyio.sleep(step["pause"])
 
 
 async def main() -> None:
