@@ -19,3 +19,15 @@ pub mod resource;
 pub mod secret;
 pub mod upstream;
 pub mod vault;
+
+/// Whether `host` (as in a URL: a name, an IPv4 address, or an IPv6 address in brackets)
+/// is this machine: `localhost` or a loopback address. Plain http, which exposes what it
+/// carries, is allowed only there.
+#[must_use]
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

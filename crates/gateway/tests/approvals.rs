@@ -299,7 +299,19 @@ async fn an_always_approval_outlives_a_restart_until_it_is_forgotten() {
     assert_eq!(code, Some(0));
     assert!(table.contains("any arguments"), "{table}");
 
-    let (code, stdout, stderr) = state_cli(&config_path, &["forget", "fx"]);
+    let principal = remembered[0]["principal"].as_str().expect("a principal");
+    assert!(
+        !principal.is_empty() && !principal.contains('\u{1f}'),
+        "listed as it is typed back: {principal:?}"
+    );
+    let (code, stdout, stderr) = state_cli(
+        &config_path,
+        &["forget", "fx", "--principal", "someone-else"],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("No remembered approvals"), "{stdout}");
+    let (code, stdout, stderr) =
+        state_cli(&config_path, &["forget", "fx", "--principal", principal]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("Forgot 1 remembered approval"), "{stdout}");
     let call = w.call_echo("third");
@@ -469,6 +481,24 @@ fn an_id_that_starts_with_a_dash_is_an_id() {
     let (code, stdout, stderr) = w.cli(&["deny", "-5abcdefgh", "--reason", "x"]);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("no call waits"), "{stderr}");
+}
+
+/// The admin token never travels in the clear: plain http is for loopback only. (Refused
+/// before any connection: nothing is sent to the address.)
+#[test]
+fn the_cli_sends_the_admin_token_over_plain_http_only_on_loopback() {
+    let token = TokenFile::new(TOKEN);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cli_config = dir.path().join("cli.toml");
+    std::fs::write(&cli_config, config(&token, "90s", "")).expect("cli config");
+    let mut cmd = Command::new(support::portcullis_bin());
+    cmd.args(["approvals", "list", "--config"])
+        .arg(&cli_config)
+        .args(["--url", "http://10.0.0.1:8440"]);
+    let (code, _, stderr) = support::run_code_with_timeout(cmd, Duration::from_secs(30));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("over plain http"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "{stderr}");
 }
 
 #[test]

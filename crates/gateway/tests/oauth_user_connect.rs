@@ -206,19 +206,7 @@ async fn connect_in_browser(browser: &mut Browser, url: &str, login: &str) -> St
                 .click_and_wait_for_load("#approve")
                 .await
                 .expect("approve"),
-            "login" => {
-                browser
-                    .eval(&format!(
-                        "document.querySelector('input[name=login]').value = {login:?}; \
-                         document.querySelector('input[name=password]').value = 'any'; true"
-                    ))
-                    .await
-                    .expect("fill the login form");
-                browser
-                    .click_and_wait_for_load("button[type=submit]")
-                    .await
-                    .expect("sign in");
-            }
+            "login" => submit_login(browser, login).await,
             _ => browser
                 .click_and_wait_for_load("button[type=submit]")
                 .await
@@ -545,9 +533,8 @@ async fn an_expiring_token_is_refreshed_and_the_calls_go_on() {
     assert_ne!(before, after, "the grant was not refreshed: {after}");
 }
 
-/// Signs in on the authorization server's login page (and its consent page, if any) until
-/// the gateway's page is back.
-async fn sign_in_as(browser: &mut Browser, login: &str) {
+/// Fills the authorization server's login form as `login` and submits it.
+async fn submit_login(browser: &mut Browser, login: &str) {
     browser
         .eval(&format!(
             "document.querySelector('input[name=login]').value = {login:?}; \
@@ -559,6 +546,12 @@ async fn sign_in_as(browser: &mut Browser, login: &str) {
         .click_and_wait_for_load("button[type=submit]")
         .await
         .expect("sign in");
+}
+
+/// Signs in on the authorization server's login page (and its consent page, if any) until
+/// the gateway's page is back.
+async fn sign_in_as(browser: &mut Browser, login: &str) {
+    submit_login(browser, login).await;
     for _ in 0..3 {
         match page_kind(browser).await {
             "submit" => browser

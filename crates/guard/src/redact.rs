@@ -24,6 +24,12 @@ const SECRET_WORDS: &[&str] = &[
     "apikey",
     "accesskey",
     "privatekey",
+    // The key forms the detector's `generic-secret` rule knows (secrets/context.rs): a value
+    // a call is refused for must not reach the audit log under them either.
+    "authkey",
+    "signingkey",
+    "encryptionkey",
+    "masterkey",
     "authorization",
     "cookie",
     "credential",
@@ -140,6 +146,10 @@ mod tests {
             "session_id",
             "auth",
             "refresh-token",
+            "signing_key",
+            "master_key",
+            "encryption_key",
+            "auth_key",
         ] {
             assert!(is_secret_key(key), "{key}");
         }

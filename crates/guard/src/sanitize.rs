@@ -51,15 +51,6 @@ impl Sanitized {
         self.ansi + self.controls + self.tags + self.bidi + self.zero_width
     }
 
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &Sanitized) {
-        self.ansi += other.ansi;
-        self.controls += other.controls;
-        self.tags += other.tags;
-        self.bidi += other.bidi;
-        self.zero_width += other.zero_width;
-    }
-
     /// The counts that are not zero, by name (`ansi`, `control`, `tag`, `bidi`,
     /// `zero-width`), for logs and audit records.
     pub fn named(&self) -> impl Iterator<Item = (&'static str, usize)> {

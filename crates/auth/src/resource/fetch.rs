@@ -35,18 +35,10 @@ pub fn endpoint(url: &str) -> Result<Uri, InvalidEndpoint> {
     if authority.as_str().contains('@') {
         return Err(invalid("user information is not allowed"));
     }
-    if uri.scheme_str() == Some("http") && !is_loopback(authority.host()) {
+    if uri.scheme_str() == Some("http") && !crate::is_loopback_host(authority.host()) {
         return Err(invalid("plain http is only allowed to a loopback host"));
     }
     Ok(uri)
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Why a fetch failed. Carries no response body: bodies from a misbehaving server are not

@@ -37,20 +37,13 @@ pub(crate) fn validate_token_url(url: &str) -> Result<http::Uri, SpecError> {
             "token_url must not carry credentials (user:password@); use secret_env or secret_file",
         ));
     }
-    if uri.scheme_str() == Some("http") && !is_loopback_host(uri.host().unwrap_or_default()) {
+    if uri.scheme_str() == Some("http") && !crate::is_loopback_host(uri.host().unwrap_or_default())
+    {
         return Err(SpecError::new(format!(
             "token_url {url:?} must use https (plain http is allowed only to loopback)"
         )));
     }
     Ok(uri)
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// RFC 8707 §2: an absolute URI without a fragment.

@@ -230,6 +230,16 @@ impl AdminApi {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => gateway_base(&config),
         };
+        // The admin token decides for everyone: never sent where it can be read on the way.
+        let uri =
+            EgressClient::parse_url(&base).map_err(|e| usage_error(format!("{base}: {e}")))?;
+        if uri.scheme_str() != Some("https")
+            && !portcullis_auth::is_loopback_host(uri.host().unwrap_or_default())
+        {
+            return Err(usage_error(format!(
+                "refusing to send the admin token to {base} over plain http: reach the gateway over https (gateway.public_url, gateway.tls, or --url https://…), or on loopback"
+            )));
+        }
         let http = EgressClient::new(&EgressConfig {
             connect_timeout: Duration::from_secs(5),
             ..EgressConfig::default()

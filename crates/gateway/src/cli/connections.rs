@@ -303,11 +303,12 @@ fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
     let reason = format!(
         "OAuth grants forgotten: {} grant(s) of {}",
         matching.len(),
-        principals
-            .iter()
-            .map(|p| format!("{p:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        super::record::named(
+            &principals
+                .iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+        )
     );
     // Recorded first: grants never vanish without an account of who removed them.
     audit(store.as_ref(), server, reason)?;

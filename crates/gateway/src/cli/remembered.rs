@@ -46,6 +46,15 @@ pub struct ForgetArgs {
     config: Option<PathBuf>,
 }
 
+/// The principal and the OAuth client of an approval's identity (`principal\u{1f}client`,
+/// as the consent engine keys it; the client is empty when there was none).
+fn who(a: &RememberedApproval) -> (&str, Option<&str>) {
+    match a.key.identity.split_once('\u{1f}') {
+        Some((principal, client)) => (principal, (!client.is_empty()).then_some(client)),
+        None => (&a.key.identity, None),
+    }
+}
+
 /// What an approval covers, for people: these arguments (digest prefix) or the whole tool.
 fn covers(a: &RememberedApproval) -> String {
     if a.key.digest.is_empty() {
@@ -73,7 +82,8 @@ pub fn remembered(args: RememberedArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|a| {
                 json!({
-                    "principal": a.key.identity,
+                    "principal": who(a).0,
+                    "client": who(a).1,
                     "server": a.key.server,
                     "tool": a.key.name,
                     "rule": a.key.rule,
@@ -98,7 +108,7 @@ pub fn remembered(args: RememberedArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|a| {
             [
-                clean(&a.key.identity),
+                clean(who(a).0),
                 clean(&a.key.server),
                 clean(&a.key.name),
                 covers(a),
@@ -142,8 +152,7 @@ pub fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
         .list_approvals(now)?
         .into_iter()
         .filter(|a| {
-            server.is_none_or(|s| a.key.server == s)
-                && principal.is_none_or(|p| a.key.identity == p)
+            server.is_none_or(|s| a.key.server == s) && principal.is_none_or(|p| who(a).0 == p)
         })
         .collect();
     if matching.is_empty() {
@@ -152,11 +161,12 @@ pub fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
     let reason = format!(
         "remembered approvals forgotten: {} for {}",
         matching.len(),
-        matching
-            .iter()
-            .map(|a| format!("{:?} on {}/{}", a.key.identity, a.key.server, a.key.name))
-            .collect::<Vec<_>>()
-            .join(", ")
+        super::record::named(
+            &matching
+                .iter()
+                .map(|a| format!("{:?} on {}/{}", who(a).0, a.key.server, a.key.name))
+                .collect::<Vec<_>>()
+        )
     );
     // Recorded first: an approval never vanishes without an account of who removed it.
     super::record::audit(
@@ -172,7 +182,21 @@ pub fn forget(args: ForgetArgs) -> anyhow::Result<ExitCode> {
         },
         "nothing was removed",
     )?;
-    let removed = store.remove_approvals(server, principal, now)?;
+    // By the stored identities of the principal (one per OAuth client it came through).
+    let removed = match principal {
+        None => store.remove_approvals(server, None, now)?,
+        Some(_) => {
+            let mut identities: Vec<&str> =
+                matching.iter().map(|a| a.key.identity.as_str()).collect();
+            identities.sort_unstable();
+            identities.dedup();
+            let mut removed = 0;
+            for identity in identities {
+                removed += store.remove_approvals(server, Some(identity), now)?;
+            }
+            removed
+        }
+    };
     emit(&format!(
         "Forgot {removed} remembered approval(s) for {scope}: those calls are asked again.\n"
     ));

@@ -33,7 +33,7 @@ use clap::Args;
 use portcullis_gateway::config::{Config, ServerConfig, StateLocation, StdioUpstream, Upstream};
 use portcullis_gateway::gateway::open_store;
 use portcullis_gateway::transport::stdio::local_principal;
-use portcullis_gateway::upstream::definitions::{DefinitionMode, identity, shown_identity};
+use portcullis_gateway::upstream::definitions::{DefinitionMode, fits, identity, shown_identity};
 use portcullis_gateway::upstream::pinning::{
     describe, fingerprint_of, is_gateway_itself, program_of, review_launch, to_pin,
 };
@@ -269,6 +269,15 @@ fn accept_definitions(
     }
     let who = local_principal().to_string();
     let (put, remove) = review.acceptance(&who, time::now_ms());
+    // A definition too large to pin cannot be accepted (it stays withheld); left out here,
+    // before anything is written, so that it cannot fail the write half-way.
+    let (put, too_large): (Vec<_>, Vec<_>) = put.into_iter().partition(fits);
+    for pin in &too_large {
+        eprintln!(
+            "portcullis: not accepted, its definition is larger than a pin may be: {}",
+            clean(&pin.name)
+        );
+    }
     // Recorded first, as a launch pin is.
     audit(store.as_ref(), &who, name, "accepted", review.summary())?;
     if review.pins_error.is_some() {

@@ -44,7 +44,13 @@ pub fn line(text: &str, max: usize) -> String {
             ));
             break;
         }
-        push_visible(&mut out, c);
+        // A literal `\` doubled, so that a name spelled `x\u{202E}y` cannot pass for one
+        // holding the character (the arguments' JSON doubles it already).
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            push_visible(&mut out, c);
+        }
     }
     out
 }
@@ -149,5 +155,7 @@ mod tests {
     fn lines_are_escaped_and_bounded() {
         assert_eq!(line("a\u{7}b", 10), "a\\u{0007}b");
         assert_eq!(line("abcdef", 3), "abc… [truncated: 3 more characters]");
+        assert_eq!(line("x\\u{202E}y", 20), "x\\\\u{202E}y");
+        assert_ne!(line("x\\u{202E}y", 20), line("x\u{202E}y", 20));
     }
 }

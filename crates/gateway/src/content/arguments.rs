@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{McpSkip, json_text};
+use super::{NoSkip, json_text};
 use crate::config::{ContentConfig, SecretsInArguments};
 use portcullis_guard::secrets::Redactions;
 
@@ -54,7 +54,7 @@ pub(crate) fn check_arguments(
         sanitize: None,
         redact: Some(&allow),
     };
-    let kinds = match json_text::rewrite(&text, &McpSkip, work) {
+    let kinds = match json_text::rewrite(&text, &NoSkip, work) {
         Ok(out) if out.redacted.is_empty() => return ArgumentCheck::Clean,
         Ok(out) => out.redacted,
         // Not reachable for serde's own output; arguments that cannot be searched count as

@@ -47,11 +47,6 @@ impl Report {
     pub fn is_empty(&self) -> bool {
         self.sanitized.total() == 0 && self.redacted.is_empty()
     }
-
-    pub fn add(&mut self, other: &Report) {
-        self.sanitized.add(&other.sanitized);
-        self.redacted.add(&other.redacted);
-    }
 }
 
 /// `redacted github-token 2, jwt 1; sanitized ansi 3, tag 12` (what the audit record says).
@@ -119,11 +114,35 @@ impl json_text::Skip for McpSkip {
     }
 
     fn skip_string_under(&self, key: &str, raw: &str) -> bool {
-        matches!(key, "blob" | "data")
-            && raw.len() >= MIN_BINARY
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\'))
+        matches!(key, "blob" | "data") && raw.len() >= MIN_BINARY && is_base64_text(raw)
+    }
+}
+
+/// Base64 as it stands in JSON text: its alphabet, and `\/` (an escaped `/`) as the only
+/// escape. Any other escape (`\u001b`, `\udb40`) is text in disguise, and is cleaned.
+fn is_base64_text(raw: &str) -> bool {
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        let ok = b.is_ascii_alphanumeric()
+            || matches!(b, b'+' | b'/' | b'=')
+            || (b == b'\\' && bytes.next() == Some(b'/'));
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Arguments a tool gets are all text to search: no MCP result member is skipped there.
+pub(super) struct NoSkip;
+
+impl json_text::Skip for NoSkip {
+    fn skip_value_under(&self, _key: &str) -> bool {
+        false
+    }
+
+    fn skip_string_under(&self, _key: &str, _raw: &str) -> bool {
+        false
     }
 }
 

@@ -401,3 +401,81 @@ fn parsed_strings(v: &Value) -> String {
         _ => String::new(),
     }
 }
+
+/// A private key cut short (no END line) in one string does not run on into the next: a
+/// token in a later string is still found and redacted.
+#[test]
+fn a_key_cut_short_does_not_hide_a_secret_in_the_next_string() {
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC{}",
+        "A".repeat(40)
+    );
+    let t = token();
+    let value = json!({ "content": [
+        { "type": "text", "text": pem },
+        { "type": "text", "text": format!("and {t}") },
+    ]});
+    let (out, report) = clean_value(&ContentConfig::default(), TOOL, &value);
+    let text = out.to_string();
+    assert!(!text.contains(&t), "{text}");
+    assert!(!text.contains("MIIEvQIBADAN"), "{text}");
+    assert!(text.contains("[REDACTED:github-token]"), "{text}");
+    assert!(text.contains("[REDACTED:private-key]"), "{text}");
+    let counts = report.redacted.to_string();
+    assert!(
+        counts.contains("github-token 1") && counts.contains("private-key 1"),
+        "{counts}"
+    );
+}
+
+/// `data` and `blob` are skipped only when they are base64; escapes that decode to
+/// invisible or control characters make them text, which is cleaned.
+#[test]
+fn escaped_hazards_under_data_are_not_taken_for_base64() {
+    let hidden = r"\u001b[2J".repeat(12) + &r"\udb40\udc41".repeat(12);
+    let raw_text = format!(
+        r#"{{"method":"notifications/message","params":{{"level":"info","data":"{hidden}"}}}}"#
+    );
+    let raw = serde_json::value::RawValue::from_string(raw_text).unwrap();
+    let (text, _) = clean(&ContentConfig::default(), TOOL, &raw).unwrap();
+    let out: Value = serde_json::from_str(text.as_deref().unwrap_or(&raw).get()).unwrap();
+    let data = out["params"]["data"].as_str().unwrap();
+    assert!(!data.contains('\u{1b}'), "{data:?}");
+    assert!(!data.contains('\u{e0041}'), "{data:?}");
+    // Real base64, `\/` included, is left alone.
+    let b64 = format!(
+        r#"{{"type":"image","mimeType":"image/png","data":"{}\/{}"}}"#,
+        "QUJD".repeat(20),
+        "QUJD".repeat(20)
+    );
+    let raw = serde_json::value::RawValue::from_string(b64).unwrap();
+    let (text, _) = clean(&ContentConfig::default(), TOOL, &raw).unwrap();
+    assert!(text.is_none(), "base64 relayed as it came");
+}
+
+/// Every argument of an open-world tool is searched: names that are protocol members in
+/// results (`data`, `cursor`, `_meta`) are plain arguments here.
+#[test]
+fn open_world_arguments_named_like_protocol_members_are_searched_too() {
+    let t = token();
+    let hint = json!({"openWorldHint": true});
+    for args in [
+        json!({ "data": format!("token={t}") }),
+        json!({ "cursor": t.clone() }),
+        json!({ "_meta": { "note": t.clone() } }),
+    ] {
+        assert!(
+            matches!(
+                check_arguments(
+                    &ContentConfig::default(),
+                    "files",
+                    "post",
+                    Some(&hint),
+                    &args
+                ),
+                ArgumentCheck::Found { .. }
+            ),
+            "{args}"
+        );
+    }
+}

@@ -22,9 +22,6 @@ pub const MAX_WATCHED: usize = 10_000;
 /// Most sessions watching one id (one user's clients; more is not one person).
 const MAX_WATCHERS_PER_ID: usize = 16;
 
-/// The method of the notification.
-pub const ELICITATION_COMPLETE: &str = "notifications/elicitation/complete";
-
 struct Watch {
     until: Instant,
     sessions: Vec<Weak<dyn Outbound>>,
@@ -85,7 +82,10 @@ impl CompletionWatchers {
         let mut told = 0;
         for session in watch.sessions.iter().filter_map(Weak::upgrade) {
             session.send(
-                Envelope::notification(ELICITATION_COMPLETE, Some(crate::mcp::raw(&params))),
+                Envelope::notification(
+                    crate::mcp::NOTIFICATION_ELICITATION_COMPLETE,
+                    Some(crate::mcp::raw(&params)),
+                ),
                 None,
             );
             told += 1;
@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(w.complete("e1"), 0, "once");
         let heard = alice.0.lock().unwrap().clone();
         assert_eq!(heard.len(), 1, "{heard:?}");
-        assert!(heard[0].contains(ELICITATION_COMPLETE) && heard[0].contains("\"e1\""));
+        assert!(
+            heard[0].contains(crate::mcp::NOTIFICATION_ELICITATION_COMPLETE)
+                && heard[0].contains("\"e1\"")
+        );
         assert!(other.0.lock().unwrap().is_empty());
     }
 

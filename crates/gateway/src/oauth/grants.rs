@@ -2,13 +2,16 @@
 //! behind an in-memory copy, so that a request costs a map lookup, not a database read and
 //! a decryption.
 //!
-//! The vault is the truth. The copy is filled on a miss and replaced on every write; a
+//! The vault is the truth. The copy is filled on a miss and replaced on every write, and
+//! read again after [`CACHE_TTL`], so that a grant removed elsewhere (`portcullis
+//! connections forget`, another gateway on the same store) stops being sent within it; a
 //! refresh reads the vault afresh (under the user's refresh lock), so that gateways sharing
 //! one state store see each other's rotations instead of spending a dead refresh token.
 //! Database calls block, so they run where blocking is allowed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use portcullis_auth::client::{ClientIdentity, StoredGrant};
 
@@ -19,9 +22,14 @@ type Key = (String, String, String);
 /// The most grants kept in memory; past it the copy is dropped and refilled on demand.
 const MAX_CACHED: usize = 10_000;
 
+/// How long a copy is used before the vault is read again: how long a grant revoked by
+/// another process can still be sent.
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+
 pub struct Grants {
     vault: GrantVault,
-    cached: Mutex<HashMap<Key, StoredGrant>>,
+    /// Each copy with when it was read.
+    cached: Mutex<HashMap<Key, (StoredGrant, Instant)>>,
 }
 
 impl Grants {
@@ -47,11 +55,12 @@ impl Grants {
     ) -> Result<Option<StoredGrant>, GrantVaultError> {
         let key = Self::key(principal, server, issuer);
         if !fresh
-            && let Some(g) = self
+            && let Some((g, _)) = self
                 .cached
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&key)
+                .filter(|(_, read)| read.elapsed() < CACHE_TTL)
         {
             return Ok(Some(g.clone()));
         }
@@ -62,7 +71,7 @@ impl Grants {
                 if cached.len() >= MAX_CACHED {
                     cached.clear();
                 }
-                cached.insert(key, g.clone());
+                cached.insert(key, (g.clone(), Instant::now()));
             }
             None => {
                 cached.remove(&key);
@@ -82,17 +91,19 @@ impl Grants {
         self.cached
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, grant.clone());
+            .insert(key, (grant.clone(), Instant::now()));
         Ok(())
     }
 
     /// Forgets `principal`'s grants at `server` (every principal's with `None`).
+    /// The vault first: a `get` in between must not put the grant back into the copy.
     pub fn forget(&self, server: &str, principal: Option<&str>) -> Result<usize, GrantVaultError> {
+        let removed = blocking(|| self.vault.forget(server, principal));
         self.cached
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(p, s, _), _| !(s == server && principal.is_none_or(|want| want == p)));
-        blocking(|| self.vault.forget(server, principal))
+        removed
     }
 
     pub fn client(

@@ -216,7 +216,11 @@ impl UserAuthorization {
         let found = s.discovered()?;
         let grant = self.load_grant(s, &found, user, false)?;
         let grant = if expiring(&grant) && grant.tokens.refresh_token.is_some() {
-            self.refresh_grant(s, &found, user, false).await.ok()?
+            // A failed refresh leaves the token it meant to replace, while that is valid.
+            match self.refresh_grant(s, &found, user, false).await {
+                Ok(fresh) => fresh,
+                Err(_) => grant,
+            }
         } else {
             grant
         };
@@ -244,16 +248,20 @@ impl UserAuthorization {
             return Err(failed("no per-user OAuth for this server".into()));
         };
         let found = s.discover(&self.egress, challenge).await.map_err(failed)?;
-        if sent_token {
-            // The token was refused: a refresh may still work; otherwise forget it.
+        let stored = self.load_grant(s, &found, user, false);
+        if !sent_token && stored.as_ref().is_some_and(|g| !expired(g)) {
+            // Discovery had not run when the request went out: now it carries the grant.
+            return Ok(());
+        }
+        if sent_token || stored.is_some() {
+            // The token was refused, or has expired without a refresh: a refresh may still
+            // work; otherwise forget the grant, so the user is offered a link.
             if self.refresh_grant(s, &found, user, true).await.is_ok() {
                 return Ok(());
             }
             if let Err(e) = self.grants.forget(server, Some(&user.principal)) {
                 tracing::warn!(server, error = %e, "could not remove a refused grant");
             }
-        } else if self.load_grant(s, &found, user, false).is_some() {
-            return Ok(());
         }
         let scope = s
             .spec

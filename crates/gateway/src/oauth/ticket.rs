@@ -73,9 +73,23 @@ pub enum TicketError {
 }
 
 impl Tickets {
-    /// Records a new ticket and returns its id.
+    /// Records a new ticket and returns its id; a live, unapproved ticket for the same
+    /// principal, client, server and scope is returned instead, so that a client (or a
+    /// stream) retrying before the person acts does not mint a link each time and fill the
+    /// table for everyone.
     pub fn offer(&self, mut ticket: Ticket) -> Result<String, TicketError> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let same = entries.iter().find(|(_, e)| {
+            e.created.elapsed() < TICKET_LIFETIME
+                && e.ticket.step == Step::Offered
+                && e.ticket.principal == ticket.principal
+                && e.ticket.client == ticket.client
+                && e.ticket.server == ticket.server
+                && e.ticket.scope == ticket.scope
+        });
+        if let Some((id, _)) = same {
+            return Ok(id.clone());
+        }
         if entries.len() >= MAX_TICKETS {
             entries.retain(|_, e| e.created.elapsed() < TICKET_LIFETIME);
             if entries.len() >= MAX_TICKETS {
@@ -186,10 +200,34 @@ mod tests {
     fn ids_are_unguessable_and_distinct_from_the_elicitation_id() {
         let tickets = Tickets::default();
         let a = tickets.offer(ticket()).unwrap();
-        let b = tickets.offer(ticket()).unwrap();
+        let mut other = ticket();
+        other.client = Some("ide".into());
+        let b = tickets.offer(other).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
         assert_ne!(tickets.get(&a).unwrap().elicitation_id, a);
+    }
+
+    #[test]
+    fn a_retry_before_the_person_acts_gets_the_same_link_not_a_new_one() {
+        let tickets = Tickets::default();
+        let a = tickets.offer(ticket()).unwrap();
+        for _ in 0..MAX_TICKETS + 1 {
+            assert_eq!(tickets.offer(ticket()).unwrap(), a, "no new link");
+        }
+        let mut wider = ticket();
+        wider.scope = Some("read write".into());
+        assert_ne!(
+            tickets.offer(wider).unwrap(),
+            a,
+            "another scope is another link"
+        );
+        tickets.reserve(&a).unwrap();
+        assert_ne!(
+            tickets.offer(ticket()).unwrap(),
+            a,
+            "an approved link is not handed out again"
+        );
     }
 
     #[test]

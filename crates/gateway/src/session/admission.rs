@@ -393,7 +393,17 @@ impl Session {
         name: &str,
     ) -> Option<crate::upstream::definitions::Withheld> {
         let guard = self.gateway.definitions(conn.server())?;
-        let listing = catalog::listing(conn, ListKind::Tools).await.ok()?;
+        // The list may have been dropped (a `list_changed`) since step 1: a list that cannot
+        // be read again cannot be checked, so the call is withheld (fail closed).
+        let listing = match catalog::listing(conn, ListKind::Tools).await {
+            Ok(listing) => listing,
+            Err(e) => {
+                return Some(crate::upstream::definitions::Withheld {
+                    status: "unpinned",
+                    reason: format!("its tools list could not be read to check the pins ({e})"),
+                });
+            }
+        };
         guard.check_call(&listing, name).await
     }
 

@@ -10,11 +10,11 @@ use super::Session;
 use super::relay::Outcome;
 use crate::content::{self, Report, Source};
 use crate::mcp;
-use crate::upstream::Reply;
 
 impl Session {
     /// Cleans the answer to a call of `method` about `name` (the upstream's name) on `server`.
-    /// An `input_required` result is not the call's answer yet: it passes as it is.
+    /// An `input_required` result is cleaned too (its questions are the upstream's text); its
+    /// `requestState` is a protocol member, relayed exactly as sent.
     pub(super) fn clean_outcome(
         &self,
         method: &str,
@@ -25,11 +25,6 @@ impl Session {
         let Outcome::Reply(reply) = outcome else {
             return (outcome, Report::default());
         };
-        if let Reply::Result(result) = &reply
-            && super::mrtr::is_input_required(result)
-        {
-            return (Outcome::Reply(reply), Report::default());
-        }
         let source = Source {
             server,
             tool: (method == mcp::TOOLS_CALL).then_some(name),

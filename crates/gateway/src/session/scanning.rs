@@ -255,7 +255,11 @@ impl Session {
     /// Why the scan withholds tool `name` of `server` (listed as `item`), if it does.
     fn scan_blocks(&self, server: &str, name: &str, item: &RawValue) -> Option<String> {
         let policy = self.scan_policy(server);
-        policy.block?;
+        if policy.warn.is_none() && policy.block.is_none() {
+            return None;
+        }
+        // Scanned (and warnings audited) even when nothing is blocked: `block = "off"`
+        // turns off withholding, not the audit.
         let own = self.tool_scan(server, item);
         if own.action == ScanAction::Block {
             return Some(own.reason());
@@ -264,6 +268,7 @@ impl Session {
             return None;
         }
         let across = self.route_findings();
+        policy.block?;
         let cross = across.get(&(server.to_owned(), name.to_owned()))?;
         let verdict = ScanVerdict::new(cross.clone(), &policy);
         (verdict.action == ScanAction::Block).then(|| verdict.reason())
@@ -292,8 +297,28 @@ impl Session {
         if call.method != crate::mcp::TOOLS_CALL {
             return None;
         }
-        let listing = catalog::listing(conn, ListKind::Tools).await.ok()?;
-        let reason = self.scan_blocks(server, name, listing.get(name)?)?;
+        // Fail closed: a list that cannot be read again (dropped by a `list_changed` since
+        // the call was admitted), or no longer holding the tool, cannot be scanned.
+        let listing = match catalog::listing(conn, ListKind::Tools).await {
+            Ok(listing) => listing,
+            Err(e) => {
+                return Some(ErrorObject::new(
+                    codes::UPSTREAM_UNAVAILABLE,
+                    format!(
+                        "the tools list of server {server:?} could not be read to scan tool {name:?}: {e}"
+                    ),
+                ));
+            }
+        };
+        let Some(item) = listing.get(name) else {
+            return Some(ErrorObject::new(
+                codes::UPSTREAM_UNAVAILABLE,
+                format!(
+                    "tool {name:?} is no longer listed by server {server:?}; list the tools again"
+                ),
+            ));
+        };
+        let reason = self.scan_blocks(server, name, item)?;
         let reason = format!(
             "tool {:?} of server {server:?} is withheld by the description scan: {reason}",
             call.name

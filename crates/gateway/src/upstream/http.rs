@@ -493,6 +493,8 @@ impl HttpIo {
         req.timeout = Some(Duration::from_secs(2));
         let client = self.client.clone();
         let credential = self.credential.clone();
+        let user = self.user.clone();
+        let server = self.server.clone();
         rt.spawn(async move {
             // Best effort: without its credential (a token exchange has no client token
             // here) the upstream ends the session on its own timeout instead.
@@ -500,6 +502,15 @@ impl HttpIo {
                 match c.headers(None).await {
                     Ok(headers) => req.headers.extend(headers),
                     Err(_) => return,
+                }
+            }
+            // A per-user server ends the session of the user who opened it.
+            if let Some((ua, user)) = &user {
+                match ua.authorization(&server, user).await {
+                    Some(token) => {
+                        req.headers.insert(http::header::AUTHORIZATION, token);
+                    }
+                    None => return,
                 }
             }
             let _ = client.send(req).await;

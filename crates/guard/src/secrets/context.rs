@@ -203,8 +203,10 @@ pub(crate) const CONTEXT: &[Spec] = &[
         keywords: &["private key"],
         // The header, optional `Name: value` header lines, then at least 16 base64
         // characters of body (so prose that only names the header is left alone), to the
-        // END line or, when the text was cut, to its end.
-        pattern: r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:[^A-Za-z0-9+/=]{1,8}[A-Za-z][A-Za-z-]{1,30}: [^\n]{0,200})*[^A-Za-z0-9+/=]{1,8}[A-Za-z0-9+/=]{16}(?s:.*?)(?:-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|\z)",
+        // END line or, when the text was cut, to its end — never across a `"`, which no key
+        // holds: in a JSON text that is where the string ends, and a key cut short must not
+        // swallow (and so hide from the other rules) the strings after it.
+        pattern: r#"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:[^A-Za-z0-9+/=]{1,8}[A-Za-z][A-Za-z-]{1,30}: [^\n]{0,200})*[^A-Za-z0-9+/=]{1,8}[A-Za-z0-9+/=]{16}(?:[^"]*?-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----|[^"]*)"#,
         min_entropy: 0.0,
         check: None,
         anchored: false,

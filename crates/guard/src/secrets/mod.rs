@@ -9,8 +9,9 @@
 //!
 //! The rules (`rules.rs`: provider formats; `context.rs`: private keys, JWTs, URL passwords,
 //! `Authorization` values, assignments) are listed by [`kinds`]. Where two rules match the
-//! same text, the earlier-starting match wins, then the longer, then the more specific rule
-//! (provider formats come before context rules).
+//! same text, the earlier-starting match wins; at the same start, the more specific rule
+//! (provider formats come before context rules) wins with its own extent; a match starting
+//! inside a kept one extends it.
 //!
 //! An [`Allowlist`] keeps known false positives: whole kinds, or exact values.
 
@@ -26,7 +27,6 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 pub use detector::Detector;
-pub use entropy::shannon;
 
 /// Every rule, in order of preference.
 static SPECS: &[&[rules::Spec]] = &[rules::PROVIDERS, context::CONTEXT];
@@ -156,12 +156,6 @@ impl Redactions {
     /// `(kind, count)`, by kind.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, usize)> + '_ {
         self.counts.iter().map(|(k, n)| (*k, *n))
-    }
-
-    pub fn add(&mut self, other: &Redactions) {
-        for (kind, n) in other.iter() {
-            *self.counts.entry(kind).or_default() += n;
-        }
     }
 
     /// Counts one more secret of `kind` replaced.

@@ -71,13 +71,30 @@ impl DefinitionMode {
 }
 
 /// The identity a server's definition pins are kept under: `stdio:<name>` for a local
-/// server (its name in the config, which also keys its launch pin), the endpoint URL for an
+/// server (its name in the config, which also keys its launch pin), the endpoint for an
 /// HTTP server (so a server moved to another URL starts afresh, and two names for one URL
 /// share their pins).
 pub fn identity(server: &ServerConfig) -> String {
     match &server.upstream {
         Upstream::Stdio(_) => format!("stdio:{}", server.name),
-        Upstream::Http(http) => http.url.clone(),
+        Upstream::Http(http) => endpoint_identity(&http.url),
+    }
+}
+
+/// `scheme://host[:port]/path`: the URL without user info, query or fragment, which may
+/// carry a key — not to be kept in the store as a pin's key, nor to make a rotated key look
+/// like a new server whose tools are pinned afresh on first sight.
+fn endpoint_identity(url: &str) -> String {
+    let cut = || url.split(['?', '#']).next().unwrap_or(url).to_owned();
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return cut();
+    };
+    match (uri.scheme_str(), uri.host()) {
+        (Some(scheme), Some(host)) => {
+            let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{scheme}://{host}{port}{}", uri.path())
+        }
+        _ => cut(),
     }
 }
 
@@ -205,5 +222,26 @@ mod tests {
         assert!(text.contains("description, inputSchema differ"), "{text}");
         assert!(text.contains(short(&before.full)), "{text}");
         assert!(text.ends_with("run `portcullis trust fx` to review the difference and accept it"));
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::endpoint_identity;
+
+    #[test]
+    fn an_http_identity_leaves_out_keys_in_the_url() {
+        assert_eq!(
+            endpoint_identity("https://user:pw@mcp.example.com:8443/mcp?api_key=s3cr3t#x"),
+            "https://mcp.example.com:8443/mcp"
+        );
+        assert_eq!(
+            endpoint_identity("http://127.0.0.1:9000/mcp"),
+            "http://127.0.0.1:9000/mcp"
+        );
+        assert_eq!(
+            endpoint_identity("http://[::1]:9000/mcp?k=1"),
+            "http://[::1]:9000/mcp"
+        );
     }
 }
