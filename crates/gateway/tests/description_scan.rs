@@ -387,7 +387,7 @@ fn thresholds_decide_and_poisoned_instructions_are_not_told() {
         .collect();
     let instructions = format!("Use these tools.{hidden}");
     let gw = Gateway::start(&format!(
-        "{}{}{}{ALLOW_ALL}",
+        "{}{}{}{}{ALLOW_ALL}",
         dir.gateway_section(),
         fixture(
             "lax",
@@ -398,6 +398,11 @@ fn thresholds_decide_and_poisoned_instructions_are_not_told() {
             "told",
             &["--tools", "add", "--instructions", &instructions],
             ""
+        ),
+        fixture(
+            "watched",
+            &["--tools", "add", "--poisoned-description"],
+            "scan = { block = \"off\" }",
         ),
     ));
     let s = run_calls(
@@ -432,5 +437,20 @@ fn thresholds_decide_and_poisoned_instructions_are_not_told() {
     assert!(
         records.iter().all(|r| r["event"] != "scan"),
         "warn = \"off\" audits nothing: {records:#?}"
+    );
+
+    // `block = "off"` withholds nothing, and still audits what the scan found.
+    let s = run_calls(
+        &PeerTarget::Url(gw.url("watched")),
+        json!([list_tools("list")]),
+    );
+    assert_eq!(s.names("list", "tools", "name"), ["add", POISONED, ODD]);
+    let records = audit_when(gw.config_path().as_path(), "watched", 1, |r| {
+        r["event"] == "scan"
+    });
+    assert_eq!(
+        scan_records(&records, "warn", POISONED).len(),
+        1,
+        "{records:#?}"
     );
 }
